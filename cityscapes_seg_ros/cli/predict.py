@@ -1,0 +1,130 @@
+"""``cityscapes-seg predict``: segment image files and folders, writing each result as soon as it is done."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..builder import build_segmentor
+from ..inference import Prediction, Predictor
+from ..labels import train_ids_to_label_ids
+from ..visualize import colorize, overlay
+
+log = logging.getLogger("cityscapes_seg.predict")
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+OUTPUT_KINDS = ("trainIds", "labelIds", "color", "overlay")
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    source: Path
+    relative: Path  # output path below each <out>/<kind>/ folder, with a .png suffix
+
+
+def find_images(inputs: Iterable[str]) -> Tuple[List[ImageJob], List[str]]:
+    """Expand files and folders (recursively) into jobs; returns (jobs, problems with the arguments)."""
+    jobs: List[ImageJob] = []
+    problems: List[str] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                problems.append(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            jobs.extend(ImageJob(p, p.relative_to(path).with_suffix(".png")) for p in found)
+        elif path.is_file():
+            jobs.append(ImageJob(path, Path(path.name).with_suffix(".png")))
+        else:
+            problems.append(f"{path}: no such file or folder")
+    seen: Dict[Path, Path] = {}
+    unique = []
+    for job in jobs:
+        if job.relative in seen:
+            problems.append(f"{job.source}: skipped, its output name {job.relative} is taken by {seen[job.relative]}")
+            continue
+        seen[job.relative] = job.source
+        unique.append(job)
+    return unique, problems
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    """Read an image as 3-channel uint8 BGR (grey and alpha images converted, as mmcv does)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError("not a readable image (corrupt, truncated or unsupported format)")
+    return image
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write atomically: a killed run never leaves a half-written PNG behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(encoded.tobytes())
+    os.replace(tmp, path)
+
+
+def output_paths(out_dir: Path, job: ImageJob) -> Dict[str, Path]:
+    return {kind: out_dir / kind / job.relative for kind in OUTPUT_KINDS}
+
+
+def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: Prediction, alpha: float) -> None:
+    train_ids = prediction.train_ids
+    color_rgb = colorize(train_ids)
+    overlay_rgb = overlay(image_bgr[:, :, ::-1], train_ids, alpha)
+    write_png(paths["trainIds"], train_ids)
+    write_png(paths["labelIds"], train_ids_to_label_ids(train_ids))
+    write_png(paths["color"], color_rgb[:, :, ::-1])
+    write_png(paths["overlay"], overlay_rgb[:, :, ::-1])
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
+    jobs, problems = find_images(args.inputs)
+    for problem in problems:
+        log.error(problem)
+    out_dir = Path(args.out)
+    if args.resume:
+        before = len(jobs)
+        jobs = [j for j in jobs if not all(p.is_file() for p in output_paths(out_dir, j).values())]
+        if before != len(jobs):
+            log.info("resume: %d of %d images already done", before - len(jobs), before)
+    if not jobs:
+        log.error("nothing to do: no images to segment") if problems else log.info("nothing left to do")
+        return 1 if problems else 0
+
+    model = build_segmentor(
+        args.model, args.checkpoint, args.device,
+        revision=args.revision, cache_dir=args.cache_dir, offline=args.offline or None,
+    )  # fmt: skip
+    predictor = Predictor(model, precision=args.precision, mode=args.mode, tta=args.tta)
+    log.info("%s on %s (%s, %s, tta=%s): %d images -> %s",
+             args.model, predictor.device, args.precision, args.mode, args.tta, len(jobs), out_dir)  # fmt: skip
+
+    failed: List[str] = []
+    for job in tqdm(jobs, desc="segmenting", unit="img"):
+        try:
+            image = read_bgr(job.source)
+            prediction = predictor.predict(image)
+            write_outputs(output_paths(out_dir, job), image, prediction, args.alpha)
+        except (ValueError, OSError) as exc:
+            failed.append(f"{job.source}: {exc}")
+            tqdm.write(f"skipped {job.source}: {exc}")
+    done = len(jobs) - len(failed)
+    log.info("done: %d written to %s, %d skipped", done, out_dir, len(failed) + len(problems))
+    for line in failed:
+        log.error("skipped %s", line)
+    return 1 if failed or problems else 0

@@ -1,0 +1,187 @@
+"""Inference around a segmentor, identical to the official mmseg test pipeline.
+
+Pipeline (``configs/_base_/datasets/cityscapes.py``): BGR image -> keep-ratio resize into
+2048x1024 (cv2 bilinear) -> [flip] -> BGR->RGB, (x - mean) / std -> model (whole image, or sliding
+window) -> logits resized to the original size -> softmax -> [unflip] -> average over the
+augmentations -> argmax. With the released 150-channel heads the argmax runs over every channel,
+and a winning channel >= 19 means "ignore" (train id 255).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import ContextManager, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .builder import resolve_device
+from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
+from .models.layers import resize_bilinear
+
+MEAN_RGB = (123.675, 116.28, 103.53)
+STD_RGB = (58.395, 57.12, 57.375)
+IMG_SCALE = (2048, 1024)  # (long edge, short edge) bound of the keep-ratio resize
+MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the official multi-scale test ratios
+SLIDE_CROP = (512, 1024)  # (h, w), the training crop
+SLIDE_STRIDE = (341, 683)  # (h, w), two-thirds overlap as mmseg's Cityscapes slide configs
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+MODES = ("whole", "slide")
+TTA_CHOICES = ("none", "flip", "ms", "ms-flip")
+
+
+def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
+    """mmcv.imrescale's size: fit (w, h) inside the (long, short) bound, keeping the aspect ratio."""
+    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
+    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+
+def normalize_bgr(image_bgr: np.ndarray) -> np.ndarray:
+    """mmcv.imnormalize with to_rgb=True: float32 [H, W, 3] RGB, (x - mean) * (1 / std)."""
+    image = cv2.cvtColor(image_bgr.astype(np.float32), cv2.COLOR_BGR2RGB)
+    mean = np.float64(MEAN_RGB).reshape(1, -1)
+    std_inv = 1.0 / np.float64(STD_RGB).reshape(1, -1)
+    cv2.subtract(image, mean, image)
+    cv2.multiply(image, std_inv, image)
+    return image
+
+
+def preprocess(image_bgr: np.ndarray, scale: Tuple[int, int] = IMG_SCALE, flip: bool = False) -> torch.Tensor:
+    """uint8 BGR [H, W, 3] -> normalized [1, 3, h, w] float32 at the test scale."""
+    image = check_image(image_bgr)
+    height, width = image.shape[:2]
+    new_w, new_h = rescale_size(width, height, scale)
+    if (new_w, new_h) != (width, height):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    if flip:
+        image = np.ascontiguousarray(image[:, ::-1])
+    return torch.from_numpy(normalize_bgr(image)).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"expected a BGR image of shape [H, W, 3], got {shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    return image
+
+
+def scores_to_train_ids(scores: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] logits or probabilities -> [N, H, W] uint8 train ids.
+
+    The argmax runs over every channel as in the official model; a winner >= 19 (a channel of the
+    150-class head that Cityscapes does not use) becomes 255, ignore.
+    """
+    winner = scores.argmax(dim=1)
+    return torch.where(winner < NUM_TRAIN_CLASSES, winner, IGNORE_TRAIN_ID).to(torch.uint8)
+
+
+@dataclass
+class Prediction:
+    train_ids: np.ndarray  # uint8 [H, W], 255 = ignore
+    confidence: np.ndarray  # float32 [H, W], probability of the predicted class
+
+
+class Predictor:
+    """Runs a segmentor on BGR images as the official test does, with the chosen mode and TTA."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: Union[str, torch.device, None] = None,
+        precision: str = "fp32",
+        mode: str = "whole",
+        tta: str = "none",
+        img_scale: Tuple[int, int] = IMG_SCALE,
+        ms_ratios: Sequence[float] = MS_RATIOS,
+        crop_size: Tuple[int, int] = SLIDE_CROP,
+        stride: Tuple[int, int] = SLIDE_STRIDE,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        if tta not in TTA_CHOICES:
+            raise ValueError(f"unknown tta {tta!r}; expected one of {', '.join(TTA_CHOICES)}")
+        if min(crop_size) < 1 or min(stride) < 1:
+            raise ValueError(f"slide crop {crop_size} and stride {stride} must be positive")
+        self.device = next(model.parameters()).device if device is None else resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.precision = precision
+        self.mode = mode
+        self.tta = tta
+        self.img_scale = tuple(img_scale)
+        self.ms_ratios = tuple(ms_ratios)
+        self.crop_size = tuple(crop_size)
+        self.stride = tuple(stride)
+
+    def augmentations(self) -> List[Tuple[Tuple[int, int], bool]]:
+        """(scale, flip) pairs, in mmseg's MultiScaleFlipAug order."""
+        if self.tta in ("ms", "ms-flip"):
+            scales = [(int(self.img_scale[0] * r), int(self.img_scale[1] * r)) for r in self.ms_ratios]
+        else:
+            scales = [self.img_scale]
+        flips = (False, True) if self.tta in ("flip", "ms-flip") else (False,)
+        return [(scale, flip) for scale in scales for flip in flips]
+
+    def _autocast(self) -> ContextManager:
+        if self.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+
+    def encode_decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized [N, 3, h, w] -> fp32 logits [N, C, h, w] (whole image or sliding window)."""
+        with torch.inference_mode(), self._autocast():
+            if self.mode == "whole":
+                return self.model(x).float()
+            return self._slide(x)
+
+    def _slide(self, x: torch.Tensor) -> torch.Tensor:
+        """mmseg's slide_inference: overlapping crops, logits summed and divided by the overlap count."""
+        n, _, height, width = x.shape
+        crop_h, crop_w = self.crop_size
+        stride_h, stride_w = self.stride
+        rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+        cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+        total: Optional[torch.Tensor] = None
+        count = x.new_zeros((n, 1, height, width), dtype=torch.float32)
+        for row in range(rows):
+            for col in range(cols):
+                y2 = min(row * stride_h + crop_h, height)
+                x2 = min(col * stride_w + crop_w, width)
+                y1, x1 = max(y2 - crop_h, 0), max(x2 - crop_w, 0)
+                logits = self.model(x[:, :, y1:y2, x1:x2]).float()
+                if total is None:
+                    total = x.new_zeros((n, logits.shape[1], height, width), dtype=torch.float32)
+                total[:, :, y1:y2, x1:x2] += logits
+                count[:, :, y1:y2, x1:x2] += 1
+        return total / count
+
+    def probabilities(self, image_bgr: np.ndarray) -> torch.Tensor:
+        """Softmax averaged over the augmentations, at the image's size: [1, C, H, W] on the device."""
+        height, width = check_image(image_bgr).shape[:2]
+        total: Optional[torch.Tensor] = None
+        augmentations = self.augmentations()
+        for scale, flip in augmentations:
+            x = preprocess(image_bgr, scale, flip).to(self.device)
+            logits = resize_bilinear(self.encode_decode(x), (height, width))
+            probs = F.softmax(logits, dim=1)
+            if flip:
+                probs = probs.flip(dims=(3,))
+            total = probs if total is None else total + probs
+        return total / len(augmentations)
+
+    def predict(self, image_bgr: np.ndarray) -> Prediction:
+        """uint8 BGR [H, W, 3] -> train ids and confidence at the image's size."""
+        probs = self.probabilities(image_bgr)
+        confidence, _ = probs.max(dim=1)
+        train_ids = scores_to_train_ids(probs)
+        return Prediction(train_ids=train_ids[0].cpu().numpy(), confidence=confidence[0].float().cpu().numpy())

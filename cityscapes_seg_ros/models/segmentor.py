@@ -1,0 +1,67 @@
+"""Encoder-decoder segmentor: InternImage backbone + decode head (+ auxiliary head for checkpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from .heads import FCNHead, FCNHeadConfig, SegformerHead, SegformerHeadConfig, UPerHead, UPerHeadConfig
+from .internimage import InternImage, InternImageConfig
+from .layers import resize_bilinear
+
+HF_REPO_ID = "OpenGVLab/InternImage"
+
+
+@dataclass(frozen=True)
+class HubLocation:
+    repo_id: str
+    filename: str
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
+
+
+@dataclass(frozen=True)
+class SegmentorConfig:
+    name: str
+    backbone: InternImageConfig
+    decode_head: Union[UPerHeadConfig, SegformerHeadConfig]
+    auxiliary_head: Optional[FCNHeadConfig] = None
+    pretrained: Optional[HubLocation] = None
+    published_miou: Optional[Tuple[float, float]] = None  # single-scale, multi-scale (val)
+
+    @property
+    def num_classes(self) -> int:
+        return self.decode_head.num_classes
+
+
+class EncoderDecoder(nn.Module):
+    """``forward(x)`` = the official ``EncoderDecoder.encode_decode``: logits resized to the input size."""
+
+    def __init__(self, cfg: SegmentorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = InternImage(cfg.backbone)
+        if isinstance(cfg.decode_head, UPerHeadConfig):
+            self.decode_head: nn.Module = UPerHead(cfg.decode_head)
+        else:
+            self.decode_head = SegformerHead(cfg.decode_head)
+        if cfg.auxiliary_head is not None:
+            self.auxiliary_head = FCNHead(cfg.auxiliary_head)
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: normalized [N, 3, H, W] -> logits [N, num_classes, H, W]."""
+        logits = self.decode_head(self.backbone(x))
+        return resize_bilinear(logits, x.shape[2:])
+
+    def set_dcnv3_backend(self, backend: str) -> None:
+        """"auto" picks the fastest available DCNv3 core; "torch" forces the pure-PyTorch one."""
+        self.backbone.set_dcnv3_backend(backend)

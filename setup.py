@@ -1,0 +1,47 @@
+"""pip-installable package; the ROS 2 node's extras come with `pip install .[ros]`."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="cityscapes_seg_ros",
+    version="0.1.0",
+    description="InternImage (UperNet / SegFormer) Cityscapes semantic segmentation for ROS 2 and offline use",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["cityscapes_seg_ros", "cityscapes_seg_ros.*"]),
+    install_requires=[
+        # Any torch >= 2.1 works; install the build you want first (CPU: `pip install torch==2.13.0`).
+        "torch>=2.1",
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "huggingface_hub>=0.23",
+        "tqdm>=4.60",
+        "PyYAML>=6.0",
+    ],
+    extras_require={
+        "ros": [
+            "ros-rclpy",
+            "ros-rmw-fastrtps-cpp",
+            "ros-sensor-msgs",
+            "ros-std-msgs",
+            "ros-diagnostic-msgs",
+        ],
+        "test": ["pytest>=7", "catkin-pkg>=1.0", "cityscapesscripts>=2.2"],
+    },
+    entry_points={
+        "console_scripts": [
+            "cityscapes-seg = cityscapes_seg_ros.cli.main:main",
+        ],
+    },
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/cityscapes_seg_ros"]),
+        ("share/cityscapes_seg_ros", ["package.xml"]),
+    ],
+    zip_safe=False,
+)
