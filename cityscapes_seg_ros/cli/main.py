@@ -37,8 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and their sub-folders are kept.",
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    predict.add_argument("--model", required=True, choices=list(MODEL_REGISTRY), metavar="NAME",
-                         help="model name (see `cityscapes-seg models`)")
+    which = predict.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", choices=list(MODEL_REGISTRY), metavar="NAME",
+                       help="model name (see `cityscapes-seg models`)")
+    which.add_argument("--config", metavar="FILE",
+                       help="YAML/JSON file with an official mmseg model dict (type EncoderDecoder), "
+                       "for variants outside the nine names; needs --checkpoint")
     predict.add_argument("--checkpoint", default="hub",
                          help="a local .pth file, 'hub' (the released checkpoint, default) or hf://owner/repo/file[@rev]")
     predict.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
@@ -50,14 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--mode", default="whole", choices=list(MODES), help="whole image or sliding window")
     predict.add_argument("--tta", default="none", choices=list(TTA_CHOICES),
                          help="test-time augmentation: ms = the official scales 0.5..1.75, flip = horizontal")
+    predict.add_argument("--img-scale", default="2048x1024", type=parse_scale, metavar="LONGxSHORT",
+                         help="keep-ratio resize bound of the test pipeline (default 2048x1024, the official)")
     predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the mask, 0..1")
     predict.add_argument("--resume", action="store_true", help="skip inputs whose four outputs already exist")
     return parser
 
 
+def parse_scale(text: str) -> tuple:
+    try:
+        long_edge, short_edge = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LONGxSHORT such as 2048x1024, got {text!r}") from None
+    if min(long_edge, short_edge) < 1:
+        raise argparse.ArgumentTypeError(f"image scale must be positive, got {text!r}")
+    return long_edge, short_edge
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    for name in ("cityscapes_seg", "cityscapes_seg_ros"):
+        logging.getLogger(name).setLevel(level)
     if args.command == "models":
         rows = model_rows()
         if args.json:

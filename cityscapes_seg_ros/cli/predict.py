@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Tuple
 
 import cv2
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from ..builder import build_segmentor
@@ -90,6 +91,19 @@ def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: Pre
     write_png(paths["overlay"], overlay_rgb[:, :, ::-1])
 
 
+def read_model_config(path: str) -> dict:
+    """A YAML or JSON file holding an mmseg model dict, either bare or under a ``model`` key."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read model config {path}: {exc}") from None
+    if isinstance(data, dict) and "model" in data:
+        data = data["model"]
+    if not isinstance(data, dict) or "backbone" not in data:
+        raise ValueError(f"model config {path} holds no mmseg model dict (with backbone and decode_head)")
+    return data
+
+
 def run_predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.alpha <= 1.0:
         raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
@@ -107,12 +121,12 @@ def run_predict(args: argparse.Namespace) -> int:
         return 1 if problems else 0
 
     model = build_segmentor(
-        args.model, args.checkpoint, args.device,
+        args.model or read_model_config(args.config), args.checkpoint, args.device,
         revision=args.revision, cache_dir=args.cache_dir, offline=args.offline or None,
     )  # fmt: skip
-    predictor = Predictor(model, precision=args.precision, mode=args.mode, tta=args.tta)
+    predictor = Predictor(model, precision=args.precision, mode=args.mode, tta=args.tta, img_scale=args.img_scale)
     log.info("%s on %s (%s, %s, tta=%s): %d images -> %s",
-             args.model, predictor.device, args.precision, args.mode, args.tta, len(jobs), out_dir)  # fmt: skip
+             model.cfg.name, predictor.device, args.precision, args.mode, args.tta, len(jobs), out_dir)  # fmt: skip
 
     failed: List[str] = []
     for job in tqdm(jobs, desc="segmenting", unit="img"):

@@ -1,0 +1,116 @@
+"""``cityscapes-seg models`` and ``cityscapes-seg predict`` as a user runs them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cityscapes_seg_ros.cli.main import main
+from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE, train_ids_to_label_ids
+from released_keys import PUBLISHED_PARAMS_M
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def test_models_lists_the_nine_with_parameter_counts(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name, params in PUBLISHED_PARAMS_M.items():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert f"{params:.2f}M" in line
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == set(PUBLISHED_PARAMS_M)
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([str(VENV_BIN / "cityscapes-seg"), "models"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "segformer_internimage_xl_512x1024_160k_mapillary2cityscapes" in result.stdout
+
+
+@pytest.fixture
+def tiny_model_files(tmp_path, tiny_t_fixture, tiny_t_checkpoint):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"model": json.loads(json.dumps(tiny_t_fixture["config"]))}))
+    return config, tiny_t_checkpoint
+
+
+def test_predict_writes_four_pngs_and_skips_bad_inputs(tmp_path, tiny_model_files, caplog):
+    config, checkpoint = tiny_model_files
+    images = tmp_path / "images"
+    (images / "city").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(images / "city" / "a_leftImg8bit.png"), rng.integers(0, 256, (40, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(images / "b.jpg"), rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    cv2.imwrite(str(images / "grey.png"), rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    (images / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (images / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+
+    code = main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(images),
+                 str(tmp_path / "missing.png"), "--out", str(out), "--img-scale", "128x64", "--device", "cpu"])  # fmt: skip
+
+    assert code == 1  # some inputs were bad, the rest is done
+    messages = caplog.text
+    assert "corrupt.png" in messages and "empty.jpg" in messages and "missing.png" in messages
+    for rel, (h, w) in {"city/a_leftImg8bit.png": (40, 64), "b.png": (30, 50), "grey.png": (20, 20)}.items():
+        train_ids = cv2.imread(str(out / "trainIds" / rel), cv2.IMREAD_UNCHANGED)
+        label_ids = cv2.imread(str(out / "labelIds" / rel), cv2.IMREAD_UNCHANGED)
+        color = cv2.imread(str(out / "color" / rel))[:, :, ::-1]
+        overlay = cv2.imread(str(out / "overlay" / rel))
+        assert train_ids.shape == (h, w) and overlay.shape == (h, w, 3)
+        assert set(np.unique(train_ids)) <= set(range(19)) | {255}
+        np.testing.assert_array_equal(label_ids, train_ids_to_label_ids(train_ids))
+        np.testing.assert_array_equal(color, TRAIN_ID_PALETTE[train_ids])
+    assert not (out / "trainIds" / "corrupt.png").exists()
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_predict_matches_the_python_api(tmp_path, tiny_model_files, tiny_t_fixture):
+    from cityscapes_seg_ros import Predictor, build_segmentor
+
+    config, checkpoint = tiny_model_files
+    image = np.random.default_rng(1).integers(0, 256, (40, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "x.png"), image)
+    assert main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(tmp_path / "x.png"),
+                 "--out", str(tmp_path / "out"), "--img-scale", "64x40"]) == 0  # fmt: skip
+    model = build_segmentor(tiny_t_fixture["config"], checkpoint=checkpoint, device="cpu")
+    expected = Predictor(model, img_scale=(64, 40)).predict(image).train_ids
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out/trainIds/x.png"), cv2.IMREAD_UNCHANGED), expected)
+
+
+def test_predict_resume_skips_finished_images(tmp_path, tiny_model_files, caplog):
+    config, checkpoint = tiny_model_files
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
+    args = ["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(tmp_path / "x.png"),
+            "--out", str(tmp_path / "out"), "--img-scale", "32x32"]  # fmt: skip
+    assert main(args) == 0
+    assert main(args + ["--resume"]) == 0
+    assert "1 of 1 images already done" in caplog.text
+
+
+def test_predict_with_a_wrong_checkpoint_fails_with_one_clear_message(tmp_path, capsys):
+    path = tmp_path / "wrong.pth"
+    torch.save({"meta": {}, "state_dict": {"backbone.foo": torch.zeros(1)}}, path)
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
+    code = main(["predict", "--model", "upernet_internimage_t_512x1024_160k_cityscapes", "--checkpoint", str(path),
+                 str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unexpected keys (1): backbone.foo" in err and "Traceback" not in err
+
+
+def test_predict_offline_without_cached_checkpoint(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
+    code = main(["predict", "--model", "upernet_internimage_t_512x1024_160k_cityscapes", "--offline",
+                 str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    assert "not in the Hugging Face cache" in capsys.readouterr().err
