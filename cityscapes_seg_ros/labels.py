@@ -7,7 +7,7 @@ The values are those of the Cityscapes benchmark (cityscapesScripts' ``labels.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -122,7 +122,3 @@ def train_ids_to_label_ids(train_ids: np.ndarray) -> np.ndarray:
 def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     """Map a Cityscapes label-id image to train ids (uint8, 255 = ignore)."""
     return LABEL_ID_TO_TRAIN_ID[np.asarray(label_ids, dtype=np.uint8)]
-
-
-def train_class_names() -> List[str]:
-    return list(TRAIN_CLASS_NAMES)
