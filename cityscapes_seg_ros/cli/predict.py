@@ -134,7 +134,7 @@ def run_predict(args: argparse.Namespace) -> int:
             image = read_bgr(job.source)
             prediction = predictor.predict(image)
             write_outputs(output_paths(out_dir, job), image, prediction, args.alpha)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, RuntimeError, MemoryError) as exc:  # out of memory included
             failed.append(f"{job.source}: {exc}")
             tqdm.write(f"skipped {job.source}: {exc}")
     done = len(jobs) - len(failed)
