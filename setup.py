@@ -32,7 +32,7 @@ setup(
             "ros-std-msgs",
             "ros-diagnostic-msgs",
         ],
-        "test": ["pytest>=7", "catkin-pkg>=1.0", "cityscapesscripts>=2.2"],
+        "test": ["pytest>=7", "catkin-pkg>=1.0", "cityscapesscripts>=2.2", "ninja>=1.11"],
     },
     entry_points={
         "console_scripts": [
@@ -42,6 +42,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/cityscapes_seg_ros"]),
         ("share/cityscapes_seg_ros", ["package.xml"]),
+        # The DCNv3 kernel sources, JIT-built on first use (cityscapes_seg_ros/ops/extension.py).
+        ("share/cityscapes_seg_ros/kernels/dcnv3", [str(p) for p in sorted(Path("kernels/dcnv3").glob("*.*"))]),
     ],
     zip_safe=False,
 )

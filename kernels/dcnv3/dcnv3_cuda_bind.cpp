@@ -1,0 +1,31 @@
+// Python bindings of the DCNv3 CUDA op (dcnv3_cuda.cu); same signatures as the CPU op's module.
+#include <torch/extension.h>
+
+#include <optional>
+#include <vector>
+
+namespace csr_dcnv3 {
+at::Tensor dcnv3_forward_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
+                              int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                              int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
+                              int64_t group_channels, double offset_scale, std::optional<at::Tensor> out);
+std::vector<at::Tensor> dcnv3_backward_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
+                                            int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                                            int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
+                                            int64_t group, int64_t group_channels, double offset_scale,
+                                            const at::Tensor& grad_output);
+}  // namespace csr_dcnv3
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "cityscapes_seg_ros DCNv3 core, CUDA op (same per-sample code as the CPU op)";
+    m.def("forward", &csr_dcnv3::dcnv3_forward_cuda, "DCNv3 forward (CUDA)", py::arg("input"), py::arg("offset"),
+          py::arg("mask"), py::arg("kernel_h"), py::arg("kernel_w"), py::arg("stride_h"), py::arg("stride_w"),
+          py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"), py::arg("dilation_w"), py::arg("group"),
+          py::arg("group_channels"), py::arg("offset_scale"), py::arg("out") = py::none());
+    m.def("backward", &csr_dcnv3::dcnv3_backward_cuda, "DCNv3 backward (CUDA): grad_input, grad_offset, grad_mask",
+          py::arg("input"), py::arg("offset"), py::arg("mask"), py::arg("kernel_h"), py::arg("kernel_w"),
+          py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"),
+          py::arg("dilation_w"), py::arg("group"), py::arg("group_channels"), py::arg("offset_scale"),
+          py::arg("grad_output"));
+    m.attr("device_type") = "cuda";
+}

@@ -1,0 +1,392 @@
+"""The compiled DCNv3 op (kernels/dcnv3 via cityscapes_seg_ros.ops.extension).
+
+Checked against a naive float64 reference written here (gather-based, independent of grid_sample), and
+against the package's pure-PyTorch core ``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch`` where it
+exists. The CPU op is built once per test session (the first JIT build takes about a minute; later
+sessions load the cached build). CUDA: an nvcc compile-only check here, numeric checks where a GPU is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from cityscapes_seg_ros.ops import extension as ext
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+# ------------------------------------------------------------------------------------------- reference
+
+
+def reference_dcnv3(inp, offset, mask, kh, kw, sh, sw, ph, pw, dh, dw, group, cg, offset_scale):
+    """Naive DCNv3 core (the semantics of the official dcnv3_core_pytorch / CUDA op), differentiable.
+
+    x = wo*sw - pw + (dw*(kw-1))//2 + s*(ix*dw - (dw*(kw-1))//2 + off_x), points x-major (p = ix*kh + iy),
+    bilinear with zeros outside the image, out = sum_p mask_p * sample_p.
+    """
+    n, h, w, c = inp.shape
+    _, ho, wo, _ = offset.shape
+    k = kh * kw
+    dt, dev = inp.dtype, inp.device
+    off = offset.reshape(n, ho, wo, group, k, 2)
+    m = mask.reshape(n, ho, wo, group, k)
+    ix = torch.arange(kw, device=dev).repeat_interleave(kh).to(dt)  # p = ix*kh + iy
+    iy = torch.arange(kh, device=dev).repeat(kw).to(dt)
+    half_w, half_h = (dw * (kw - 1)) // 2, (dh * (kh - 1)) // 2
+    bx = (torch.arange(wo, device=dev) * sw - pw + half_w).to(dt).view(1, 1, wo, 1, 1)
+    by = (torch.arange(ho, device=dev) * sh - ph + half_h).to(dt).view(1, ho, 1, 1, 1)
+    x = bx + offset_scale * (ix * dw - half_w + off[..., 0])  # [n, ho, wo, g, k]
+    y = by + offset_scale * (iy * dh - half_h + off[..., 1])
+    x0, y0 = torch.floor(x), torch.floor(y)
+    lx, ly = x - x0, y - y0
+    v = inp.reshape(n, h * w, group, cg)
+    out = 0
+    for cy, cx, wt in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
+                       (y0 + 1, x0, ly * (1 - lx)), (y0 + 1, x0 + 1, ly * lx)):  # fmt: skip
+        valid = (cy >= 0) & (cy <= h - 1) & (cx >= 0) & (cx <= w - 1)
+        idx = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long()  # [n, ho, wo, g, k]
+        gidx = idx.permute(0, 3, 1, 2, 4).reshape(n, group, -1)  # [n, g, ho*wo*k]
+        vg = v.permute(0, 2, 1, 3)  # [n, g, h*w, cg]
+        sampled = torch.gather(vg, 2, gidx.unsqueeze(-1).expand(-1, -1, -1, cg))
+        sampled = sampled.reshape(n, group, ho, wo, k, cg).permute(0, 2, 3, 1, 4, 5)
+        coef = (wt * m * valid.to(dt)).unsqueeze(-1)
+        out = out + (coef * sampled).sum(4)
+    return out.reshape(n, ho, wo, group * cg)
+
+
+def out_size(size, k, s, p, d):
+    return (size + 2 * p - (d * (k - 1) + 1)) // s + 1
+
+
+def make_inputs(n, h, w, g, cg, k=3, s=1, p=1, d=1, offset_std=2.0, dtype=torch.float64, device="cpu", seed=0,
+                exact=0.05):
+    gen = torch.Generator().manual_seed(seed)
+    ho, wo = out_size(h, k, s, p, d), out_size(w, k, s, p, d)
+    kk = k * k
+    inp = torch.randn(n, h, w, g * cg, generator=gen, dtype=torch.float64)
+    offset = torch.randn(n, ho, wo, g * kk * 2, generator=gen, dtype=torch.float64) * offset_std
+    # some points far outside the image, some exactly on pixel centres / borders
+    far = torch.rand(offset.shape, generator=gen) < 0.05
+    offset[far] = (torch.rand(int(far.sum()), generator=gen, dtype=torch.float64) - 0.5) * 4 * (h + w)
+    # (gradients skip these: at a position exactly on -1 the official CUDA op, which we follow, gives zero
+    # gradient while grid_sample's one-sided derivative does not)
+    exact = torch.rand(offset.shape, generator=gen) < exact
+    offset[exact] = torch.round(offset[exact])
+    mask = torch.softmax(torch.randn(n, ho, wo, g, kk, generator=gen, dtype=torch.float64) * 2, -1)
+    mask = mask.reshape(n, ho, wo, g * kk)
+    return [t.to(device=device, dtype=dtype) for t in (inp, offset, mask)]
+
+
+def rel_err(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+# (N, H, W, group, group_channels, offset_scale): the group sizes of the nine models (16 channels per group;
+# T 4..32, S 5..40, B 7..56, L 10..80, XL 12..96), odd sizes, offset_scale 1 (T/S/B) and 2 (L/XL).
+MODEL_CASES = [
+    (2, 13, 17, 4, 16, 1.0),
+    (2, 9, 11, 5, 16, 1.0),
+    (2, 7, 9, 14, 16, 1.0),
+    (2, 11, 7, 10, 16, 2.0),
+    (2, 5, 7, 40, 16, 2.0),
+    (1, 3, 5, 96, 16, 2.0),
+    (2, 1, 1, 8, 16, 1.0),
+]
+# (N, H, W, group, group_channels, k, stride, pad, dilation, offset_scale): general geometry
+GENERAL_CASES = [
+    (1, 9, 11, 3, 5, 3, 1, 1, 1, 1.5),
+    (2, 10, 7, 2, 8, 3, 2, 1, 2, 1.0),
+    (1, 8, 9, 2, 4, 5, 1, 2, 1, 0.5),
+    (1, 6, 8, 1, 12, 3, 1, 0, 1, 1.0),
+    (1, 7, 7, 2, 3, 1, 1, 0, 1, 1.0),
+]
+
+
+def _args(k, s, p, d, g, cg, os_):
+    return (k, k, s, s, p, p, d, d, g, cg, os_)
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def cpu_op():
+    if ext._build_mode() == "off":
+        pytest.skip(f"compiled DCNv3 op disabled by {ext.BUILD_ENV}")
+    if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        pytest.skip("no C++ compiler on PATH: the compiled DCNv3 CPU op cannot be built")
+    module = ext.load_extension("cpu")
+    assert module is not None, f"CPU op build failed: {ext.build_error('cpu')}"
+    return module
+
+
+@pytest.fixture(scope="module")
+def cuda_op():
+    if not HAS_CUDA:
+        pytest.skip("no CUDA device")
+    module = ext.load_extension("cuda")
+    assert module is not None, f"CUDA op build failed: {ext.build_error('cuda')}"
+    return module
+
+
+def _torch_core():
+    try:
+        return importlib.import_module("cityscapes_seg_ros.ops.dcnv3_torch").dcnv3_core_torch
+    except (ImportError, AttributeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------ CPU forward
+
+
+def test_reference_and_op_on_a_hand_case(cpu_op):
+    # one pixel, one group, 1x1 kernel: the sample at (x, y) = (0.25, 0.5) of a 2x2 image, mask 0.5
+    inp = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64).view(1, 2, 2, 1)
+    offset = torch.tensor([0.25, 0.5], dtype=torch.float64).view(1, 1, 1, 2)
+    mask = torch.tensor([0.5], dtype=torch.float64).view(1, 1, 1, 1)
+    args = (1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1.0)
+    for f in (reference_dcnv3, ext.dcnv3_compiled):
+        # 1x1 image: only corner (0, 0), weight (1 - 0.5) * (1 - 0.25), is inside
+        assert f(inp[:, :1, :1].contiguous(), offset, mask, *args).item() == pytest.approx(0.5 * 0.375)
+        big = f(inp, offset.expand(1, 2, 2, 2).contiguous(), mask.expand(1, 2, 2, 1).contiguous(), *args)
+        assert big[0, 0, 0, 0].item() == pytest.approx(0.5 * (1 * 0.375 + 2 * 0.125 + 3 * 0.375 + 4 * 0.125))
+        assert big[0, 1, 1, 0].item() == pytest.approx(0.5 * 4 * 0.375)  # (1.25, 1.5): one corner inside
+
+
+@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
+def test_cpu_forward_model_shapes(cpu_op, case):
+    n, h, w, g, cg, os_ = case
+    inp, off, msk = make_inputs(n, h, w, g, cg, offset_std=2.0)
+    args = _args(3, 1, 1, 1, g, cg, os_)
+    ref = reference_dcnv3(inp, off, msk, *args)
+    out64 = ext.dcnv3_compiled(inp, off, msk, *args)
+    assert out64.dtype == torch.float64 and out64.shape == ref.shape
+    assert rel_err(out64, ref) < 1e-12
+    i32, o32, m32 = (t.float() for t in (inp, off, msk))
+    ref32 = reference_dcnv3(i32.double(), o32.double(), m32.double(), *args)  # same rounded inputs, in fp64
+    out32 = ext.dcnv3_compiled(i32, o32, m32, *args)
+    assert out32.dtype == torch.float32
+    assert rel_err(out32, ref32) <= 1e-5
+    for dt in (torch.float16, torch.bfloat16):
+        ih, oh, mh = (t.to(dt) for t in (inp, off, msk))
+        refh = reference_dcnv3(ih.double(), oh.double(), mh.double(), *args)
+        outh = ext.dcnv3_compiled(ih, oh, mh, *args)
+        assert outh.dtype == dt
+        assert rel_err(outh, refh) <= 1e-2, dt
+
+
+@pytest.mark.parametrize("case", GENERAL_CASES, ids=lambda c: "G{3}_Cg{4}_k{5}_s{6}_p{7}_d{8}_os{9}".format(*c))
+def test_cpu_forward_general_geometry(cpu_op, case):
+    n, h, w, g, cg, k, s, p, d, os_ = case
+    inp, off, msk = make_inputs(n, h, w, g, cg, k, s, p, d, seed=1)
+    args = _args(k, s, p, d, g, cg, os_)
+    ref = reference_dcnv3(inp, off, msk, *args)
+    out = ext.dcnv3_compiled(inp, off, msk, *args)
+    assert out.shape == (n, out_size(h, k, s, p, d), out_size(w, k, s, p, d), g * cg)
+    assert rel_err(out, ref) < 1e-12
+    out32 = ext.dcnv3_compiled(inp.float(), off.float(), msk.float(), *args)
+    assert rel_err(out32, reference_dcnv3(*(t.float().double() for t in (inp, off, msk)), *args)) <= 1e-5
+
+
+def test_cpu_forward_into_poisoned_out(cpu_op):
+    inp, off, msk = make_inputs(2, 9, 13, 4, 16, dtype=torch.float32, seed=2)
+    args = _args(3, 1, 1, 1, 4, 16, 1.0)
+    out = torch.full((2, 9, 13, 64), float("nan"))
+    res = ext.dcnv3_forward(inp, off, msk, *args, out=out)
+    assert res.data_ptr() == out.data_ptr()
+    assert torch.isfinite(out).all()
+    assert rel_err(out, reference_dcnv3(*(t.double() for t in (inp, off, msk)), *args)) <= 1e-5
+    with pytest.raises(ValueError):
+        ext.dcnv3_forward(inp, off, msk, *args, out=torch.empty(2, 9, 13, 63))
+
+
+def test_cpu_forward_is_deterministic_and_thread_count_independent(cpu_op):
+    inp, off, msk = make_inputs(1, 15, 21, 8, 16, dtype=torch.float32, seed=3)
+    args = _args(3, 1, 1, 1, 8, 16, 2.0)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = ext.dcnv3_compiled(inp, off, msk, *args)
+        torch.set_num_threads(max(2, threads))
+        b = ext.dcnv3_compiled(inp, off, msk, *args)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(a, b)
+
+
+def test_cpu_noncontiguous_and_mixed_dtype_inputs(cpu_op):
+    inp, off, msk = make_inputs(2, 7, 9, 4, 16, dtype=torch.float32, seed=4)
+    args = _args(3, 1, 1, 1, 4, 16, 1.0)
+    ref = ext.dcnv3_compiled(inp, off, msk, *args)
+    inp_nc = inp.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)  # channels-first memory, same values
+    off_nc = torch.cat([off, off], dim=-1)[..., : off.shape[-1]]
+    assert not inp_nc.is_contiguous() and not off_nc.is_contiguous()
+    assert torch.equal(ext.dcnv3_compiled(inp_nc, off_nc, msk.double(), *args), ref)
+
+
+def test_cpu_bad_arguments_raise_value_error(cpu_op):
+    inp, off, msk = make_inputs(1, 5, 6, 2, 16, dtype=torch.float32)
+    args = _args(3, 1, 1, 1, 2, 16, 1.0)
+    with pytest.raises(ValueError, match="4-D"):
+        ext.dcnv3_compiled(inp[0], off, msk, *args)
+    with pytest.raises(ValueError, match="channels"):
+        ext.dcnv3_compiled(inp[..., :31], off, msk, *args)
+    with pytest.raises(ValueError):
+        ext.dcnv3_compiled(inp, off[..., :-2], msk, *args)
+    with pytest.raises(ValueError):
+        ext.dcnv3_compiled(inp, off[:, :-1], msk[:, :-1], *args)  # wrong Hout
+    with pytest.raises(ValueError, match="dtype"):
+        ext.dcnv3_compiled(inp.long(), off, msk, *args)
+    with pytest.raises(ValueError):  # the C++ side checks too (ValueError through pybind)
+        cpu_op.forward(inp, off, msk, 3, 3, 1, 1, 1, 1, 1, 1, 3, 16, 1.0)
+
+
+# ----------------------------------------------------------------------------------------- CPU backward
+
+
+@pytest.mark.parametrize("case", [MODEL_CASES[0], MODEL_CASES[3]] + GENERAL_CASES[:3], ids=str)
+def test_cpu_backward_matches_autograd_of_reference(cpu_op, case):
+    if len(case) == 6:
+        n, h, w, g, cg, os_ = case
+        k, s, p, d = 3, 1, 1, 1
+    else:
+        n, h, w, g, cg, k, s, p, d, os_ = case
+    inp, off, msk = (t.requires_grad_() for t in make_inputs(n, h, w, g, cg, k, s, p, d, seed=5, exact=0))
+    args = _args(k, s, p, d, g, cg, os_)
+    ref = reference_dcnv3(inp, off, msk, *args)
+    grad_out = torch.randn_like(ref)
+    expected = torch.autograd.grad(ref, (inp, off, msk), grad_out)
+    got = torch.autograd.grad(ext.dcnv3_compiled(inp, off, msk, *args), (inp, off, msk), grad_out)
+    for name, a, b in zip(("input", "offset", "mask"), got, expected):
+        assert rel_err(a, b) < 1e-10, name
+    # fp32 / bf16: the same within their precision
+    i32, o32, m32 = (t.detach().float().requires_grad_() for t in (inp, off, msk))
+    got32 = torch.autograd.grad(ext.dcnv3_compiled(i32, o32, m32, *args), (i32, o32, m32), grad_out.float())
+    for name, a, b in zip(("input", "offset", "mask"), got32, expected):
+        assert rel_err(a, b) < 1e-4, name
+
+
+def test_cpu_gradcheck_fp64(cpu_op):
+    gen = torch.Generator().manual_seed(6)
+    inp = torch.randn(2, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    # offsets away from integer positions (the bilinear kink) so finite differences are valid
+    off = (torch.randint(-3, 3, (2, 4, 5, 2 * 9 * 2), generator=gen) + 0.3
+           + 0.4 * torch.rand(2, 4, 5, 36, generator=gen)).double().requires_grad_()  # fmt: skip
+    msk = torch.rand(2, 4, 5, 18, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: ext.dcnv3_compiled(a, b, c, 3, 3, 1, 1, 1, 1, 1, 1, 2, 3, 2.0), (inp, off, msk)
+    )
+
+
+# ------------------------------------------------------------------------- against the pure-PyTorch core
+
+
+@pytest.mark.parametrize("case", MODEL_CASES[:5], ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
+def test_cpu_matches_pure_torch_core(cpu_op, case):
+    core = _torch_core()
+    if core is None:
+        pytest.skip("cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch not available yet")
+    n, h, w, g, cg, os_ = case
+    inp, off, msk = make_inputs(n, h, w, g, cg, dtype=torch.float32, seed=7)
+    args = _args(3, 1, 1, 1, g, cg, os_)
+    expected = core(inp, off, msk, *args)
+    got = ext.dcnv3_compiled(inp, off, msk, *args)
+    assert rel_err(got, expected) <= 1e-5
+
+
+# --------------------------------------------------------------------------------------------- build
+
+
+def test_build_can_be_disabled(monkeypatch):
+    monkeypatch.setattr(ext, "_modules", {})
+    monkeypatch.setattr(ext, "_errors", {})
+    monkeypatch.setenv(ext.BUILD_ENV, "0")
+    assert ext.load_extension("cpu") is None
+    assert "disabled" in ext.build_error("cpu")
+    assert ext.available_backends() == []
+    with pytest.raises(RuntimeError, match="unavailable"):
+        ext.dcnv3_compiled(*make_inputs(1, 3, 3, 1, 2, dtype=torch.float32), *_args(3, 1, 1, 1, 1, 2, 1.0))
+    monkeypatch.setenv(ext.BUILD_ENV, "cpu")
+    monkeypatch.setattr(ext, "_modules", {"cpu": object()})
+    assert ext.load_extension("cuda") is None and "not requested" in ext.build_error("cuda")
+
+
+def test_available_backends_lists_cpu(cpu_op):
+    assert "cpu" in ext.available_backends()
+    assert ("cuda" in ext.available_backends()) == (HAS_CUDA and ext.load_extension("cuda") is not None)
+
+
+def _torch_cuda_macro_stub(tmp_path: Path) -> tuple[str, ...]:
+    """CPU wheels of torch lack the generated c10/cuda/impl/cuda_cmake_macros.h; supply it for the check."""
+    if any((Path(p) / "c10/cuda/impl/cuda_cmake_macros.h").is_file() for p in _torch_include_paths()):
+        return ()
+    stub = tmp_path / "stub_include" / "c10" / "cuda" / "impl"
+    stub.mkdir(parents=True)
+    (stub / "cuda_cmake_macros.h").write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+    return (str(tmp_path / "stub_include"),)
+
+
+def _torch_include_paths():
+    from torch.utils import cpp_extension
+
+    return cpp_extension.include_paths()
+
+
+def test_cuda_sources_compile_with_nvcc(tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not on PATH: cannot compile-check the CUDA op")
+    cmd = ext.nvcc_compile_command(tmp_path / "dcnv3_cuda.o", archs=("8.7", "8.9", "9.0"),
+                                   extra_include_paths=_torch_cuda_macro_stub(tmp_path), nvcc=nvcc)  # fmt: skip
+    cmd += ["--threads", "0", "-w"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-4000:]
+    obj = (tmp_path / "dcnv3_cuda.o").read_bytes()
+    for sm in (b"sm_87", b"sm_89", b"sm_90"):
+        assert sm in obj
+    assert b"dcnv3_forward_kernel" in obj and b"dcnv3_backward_kernel" in obj
+
+
+# ------------------------------------------------------------------------------------------------ CUDA
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
+def test_cuda_forward_backward(cuda_op, case):
+    n, h, w, g, cg, os_ = case
+    args = _args(3, 1, 1, 1, g, cg, os_)
+    inp, off, msk = (t.requires_grad_() for t in make_inputs(n, h, w, g, cg, seed=8, device="cuda", exact=0))
+    ref = reference_dcnv3(inp, off, msk, *args)
+    grad_out = torch.randn_like(ref)
+    expected = torch.autograd.grad(ref, (inp, off, msk), grad_out)
+    out = ext.dcnv3_compiled(inp, off, msk, *args)
+    assert out.is_cuda and rel_err(out, ref) < 1e-12
+    got = torch.autograd.grad(out, (inp, off, msk), grad_out)
+    for name, a, b in zip(("input", "offset", "mask"), got, expected):
+        assert rel_err(a, b) < 1e-10, name
+    poisoned = torch.full(ref.shape, float("nan"), device="cuda", dtype=torch.float32)
+    i32, o32, m32 = (t.detach().float() for t in (inp, off, msk))
+    ext.dcnv3_forward(i32, o32, m32, *args, out=poisoned)
+    assert rel_err(poisoned, reference_dcnv3(i32.double(), o32.double(), m32.double(), *args)) <= 1e-5
+    for dt in (torch.float16, torch.bfloat16):
+        ih, oh, mh = (t.detach().to(dt) for t in (inp, off, msk))
+        outh = ext.dcnv3_compiled(ih, oh, mh, *args)
+        assert rel_err(outh, reference_dcnv3(ih.double(), oh.double(), mh.double(), *args)) <= 1e-2, dt
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_matches_cpu_op(cpu_op, cuda_op):
+    inp, off, msk = make_inputs(2, 17, 23, 10, 16, dtype=torch.float32, seed=9)
+    args = _args(3, 1, 1, 1, 10, 16, 2.0)
+    cpu = ext.dcnv3_compiled(inp, off, msk, *args)
+    gpu = ext.dcnv3_compiled(inp.cuda(), off.cuda(), msk.cuda(), *args).cpu()
+    assert rel_err(gpu, cpu) <= 1e-6
+    assert math.isfinite(gpu.abs().max().item())
