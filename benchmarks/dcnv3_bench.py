@@ -1,8 +1,7 @@
 """DCNv3 core benchmark: every available backend at the stage shapes of InternImage-T and -L.
 
 Backends: the compiled CPU op, the compiled CUDA op (when a GPU is present), and the pure-PyTorch core
-(``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch`` when importable, else
-``cityscapes_seg_ros.ops.dcnv3(..., backend="torch")``) on each device.
+(``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch``) on each device.
 
 Shapes: a 1024x2048 input (batch 1), stage sizes 256x512, 128x256, 64x128, 32x64; T: C = 64..512,
 G = 4..32, offset_scale 1; L: C = 160..1280, G = 10..80, offset_scale 2; 3x3 kernel, stride 1, pad 1.
@@ -29,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cityscapes_seg_ros.ops import extension as ext  # noqa: E402
+from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
 
 STAGES = ((256, 512), (128, 256), (64, 128), (32, 64))
 MODELS = {
@@ -36,20 +36,6 @@ MODELS = {
     "L": dict(channels=(160, 320, 640, 1280), groups=(10, 20, 40, 80), offset_scale=2.0),
 }
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def torch_core():
-    try:
-        from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
-
-        return dcnv3_core_torch, "dcnv3_core_torch"
-    except ImportError:
-        from cityscapes_seg_ros import ops
-
-        def core(*args):
-            return ops.dcnv3(*args, backend="torch")
-
-        return core, "ops.dcnv3(backend='torch')"
 
 
 def sync(device):
@@ -110,10 +96,9 @@ def main(argv=None):
         devices.append(torch.device("cpu"))
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    core, core_name = torch_core()
     t = time.perf_counter()
     backends = ext.available_backends()
-    print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s); pure core: {core_name}")
+    print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s)")
     print(f"torch {torch.__version__}, dtype {args.dtype}, batch 1, 1024x2048 input\n")
 
     for device in devices:
@@ -140,7 +125,7 @@ def main(argv=None):
                         gbs = nbytes / ms / 1e6
                     tms = None
                     if not args.no_torch:
-                        tms = timeit(lambda: core(inp, off, msk, *cargs), device, args.torch_reps)
+                        tms = timeit(lambda: dcnv3_core_torch(inp, off, msk, *cargs), device, args.torch_reps)
                 fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
                 speed = "–" if ms is None or tms is None else f"{tms / ms:.1f}x"
                 print(f"| {model} | {i + 1} | {h}x{w} | {c} | {g} | {fmt(ms, '.1f')} | {fmt(gbs, '.2f')} | "

@@ -1,10 +1,11 @@
 """CPU (or GPU) latency of whole segmentors, split into backbone, DCNv3 core and decode head.
 
-    .venv/bin/python benchmarks/model_bench.py --models t,l --sizes 256x512,512x1024,1024x2048
+    .venv/bin/python benchmarks/model_bench.py --models t,l --sizes 256x512,512x1024 --backends cpu,torch
 
 Random weights (the latency does not depend on the values), batch 1, fp32, inference mode. Each figure is the
 median of --repeats runs after one warm-up run. The DCNv3 core share is measured by timing every call of the
-core inside the same runs.
+core inside the same runs. ``--backends`` runs each model once per DCNv3 backend (``cityscapes_seg_ros.ops``):
+auto, cpu / cuda (the compiled op) or torch (the pure-PyTorch core).
 """
 
 from __future__ import annotations
@@ -87,19 +88,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="256x512,512x1024,1024x2048", help="HxW input sizes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backends", default="auto", help="comma list of DCNv3 backends: auto, cpu, cuda, torch")
     args = parser.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {args.device}\n")  # fmt: skip
-    print("| model | input HxW | total ms | backbone ms | of which DCNv3 core ms | decode head ms |")
-    print("|---|---|---|---|---|---|")
+    print("| model | input HxW | DCNv3 backend | total ms | backbone ms | of which DCNv3 core ms | decode head ms |")
+    print("|---|---|---|---|---|---|---|")
     for key in args.models.split(","):
         model = build_segmentor(MODEL_NAMES[key], device=args.device)
         device = next(model.parameters()).device
         for size in parse_sizes(args.sizes):
-            r = bench(model, size, args.repeats, device)
-            print(f"| {key} | {size[0]}x{size[1]} | {r['total']:.0f} | {r['backbone']:.0f} | "
-                  f"{r['dcnv3']:.0f} | {r['head']:.0f} |", flush=True)  # fmt: skip
+            for backend in args.backends.split(","):
+                model.set_dcnv3_backend(backend)
+                r = bench(model, size, args.repeats, device)
+                print(f"| {key} | {size[0]}x{size[1]} | {backend} | {r['total']:.0f} | {r['backbone']:.0f} | "
+                      f"{r['dcnv3']:.0f} | {r['head']:.0f} |", flush=True)  # fmt: skip
         del model
 
 

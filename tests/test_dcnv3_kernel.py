@@ -8,7 +8,6 @@ sessions load the cached build). CUDA: an nvcc compile-only check here, numeric 
 
 from __future__ import annotations
 
-import importlib
 import math
 import shutil
 import subprocess
@@ -18,100 +17,12 @@ import pytest
 import torch
 
 from cityscapes_seg_ros.ops import extension as ext
+from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
 
 HAS_CUDA = torch.cuda.is_available()
 
 
-# ------------------------------------------------------------------------------------------- reference
-
-
-def reference_dcnv3(inp, offset, mask, kh, kw, sh, sw, ph, pw, dh, dw, group, cg, offset_scale):
-    """Naive DCNv3 core (the semantics of the official dcnv3_core_pytorch / CUDA op), differentiable.
-
-    x = wo*sw - pw + (dw*(kw-1))//2 + s*(ix*dw - (dw*(kw-1))//2 + off_x), points x-major (p = ix*kh + iy),
-    bilinear with zeros outside the image, out = sum_p mask_p * sample_p.
-    """
-    n, h, w, c = inp.shape
-    _, ho, wo, _ = offset.shape
-    k = kh * kw
-    dt, dev = inp.dtype, inp.device
-    off = offset.reshape(n, ho, wo, group, k, 2)
-    m = mask.reshape(n, ho, wo, group, k)
-    ix = torch.arange(kw, device=dev).repeat_interleave(kh).to(dt)  # p = ix*kh + iy
-    iy = torch.arange(kh, device=dev).repeat(kw).to(dt)
-    half_w, half_h = (dw * (kw - 1)) // 2, (dh * (kh - 1)) // 2
-    bx = (torch.arange(wo, device=dev) * sw - pw + half_w).to(dt).view(1, 1, wo, 1, 1)
-    by = (torch.arange(ho, device=dev) * sh - ph + half_h).to(dt).view(1, ho, 1, 1, 1)
-    x = bx + offset_scale * (ix * dw - half_w + off[..., 0])  # [n, ho, wo, g, k]
-    y = by + offset_scale * (iy * dh - half_h + off[..., 1])
-    x0, y0 = torch.floor(x), torch.floor(y)
-    lx, ly = x - x0, y - y0
-    v = inp.reshape(n, h * w, group, cg)
-    out = 0
-    for cy, cx, wt in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
-                       (y0 + 1, x0, ly * (1 - lx)), (y0 + 1, x0 + 1, ly * lx)):  # fmt: skip
-        valid = (cy >= 0) & (cy <= h - 1) & (cx >= 0) & (cx <= w - 1)
-        idx = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long()  # [n, ho, wo, g, k]
-        gidx = idx.permute(0, 3, 1, 2, 4).reshape(n, group, -1)  # [n, g, ho*wo*k]
-        vg = v.permute(0, 2, 1, 3)  # [n, g, h*w, cg]
-        sampled = torch.gather(vg, 2, gidx.unsqueeze(-1).expand(-1, -1, -1, cg))
-        sampled = sampled.reshape(n, group, ho, wo, k, cg).permute(0, 2, 3, 1, 4, 5)
-        coef = (wt * m * valid.to(dt)).unsqueeze(-1)
-        out = out + (coef * sampled).sum(4)
-    return out.reshape(n, ho, wo, group * cg)
-
-
-def out_size(size, k, s, p, d):
-    return (size + 2 * p - (d * (k - 1) + 1)) // s + 1
-
-
-def make_inputs(n, h, w, g, cg, k=3, s=1, p=1, d=1, offset_std=2.0, dtype=torch.float64, device="cpu", seed=0,
-                exact=0.05):
-    gen = torch.Generator().manual_seed(seed)
-    ho, wo = out_size(h, k, s, p, d), out_size(w, k, s, p, d)
-    kk = k * k
-    inp = torch.randn(n, h, w, g * cg, generator=gen, dtype=torch.float64)
-    offset = torch.randn(n, ho, wo, g * kk * 2, generator=gen, dtype=torch.float64) * offset_std
-    # some points far outside the image, some exactly on pixel centres / borders
-    far = torch.rand(offset.shape, generator=gen) < 0.05
-    offset[far] = (torch.rand(int(far.sum()), generator=gen, dtype=torch.float64) - 0.5) * 4 * (h + w)
-    # (gradients skip these: at a position exactly on -1 the official CUDA op, which we follow, gives zero
-    # gradient while grid_sample's one-sided derivative does not)
-    exact = torch.rand(offset.shape, generator=gen) < exact
-    offset[exact] = torch.round(offset[exact])
-    mask = torch.softmax(torch.randn(n, ho, wo, g, kk, generator=gen, dtype=torch.float64) * 2, -1)
-    mask = mask.reshape(n, ho, wo, g * kk)
-    return [t.to(device=device, dtype=dtype) for t in (inp, offset, mask)]
-
-
-def rel_err(a, b):
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
-
-
-# (N, H, W, group, group_channels, offset_scale): the group sizes of the nine models (16 channels per group;
-# T 4..32, S 5..40, B 7..56, L 10..80, XL 12..96), odd sizes, offset_scale 1 (T/S/B) and 2 (L/XL).
-MODEL_CASES = [
-    (2, 13, 17, 4, 16, 1.0),
-    (2, 9, 11, 5, 16, 1.0),
-    (2, 7, 9, 14, 16, 1.0),
-    (2, 11, 7, 10, 16, 2.0),
-    (2, 5, 7, 40, 16, 2.0),
-    (1, 3, 5, 96, 16, 2.0),
-    (2, 1, 1, 8, 16, 1.0),
-]
-# (N, H, W, group, group_channels, k, stride, pad, dilation, offset_scale): general geometry
-GENERAL_CASES = [
-    (1, 9, 11, 3, 5, 3, 1, 1, 1, 1.5),
-    (2, 10, 7, 2, 8, 3, 2, 1, 2, 1.0),
-    (1, 8, 9, 2, 4, 5, 1, 2, 1, 0.5),
-    (1, 6, 8, 1, 12, 3, 1, 0, 1, 1.0),
-    (1, 7, 7, 2, 3, 1, 1, 0, 1, 1.0),
-]
-
-
-def _args(k, s, p, d, g, cg, os_):
-    return (k, k, s, s, p, p, d, d, g, cg, os_)
+from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, out_size, reference_dcnv3, rel_err
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -137,13 +48,6 @@ def cuda_op():
     return module
 
 
-def _torch_core():
-    try:
-        return importlib.import_module("cityscapes_seg_ros.ops.dcnv3_torch").dcnv3_core_torch
-    except (ImportError, AttributeError):
-        return None
-
-
 # ------------------------------------------------------------------------------------------ CPU forward
 
 
@@ -165,7 +69,7 @@ def test_reference_and_op_on_a_hand_case(cpu_op):
 def test_cpu_forward_model_shapes(cpu_op, case):
     n, h, w, g, cg, os_ = case
     inp, off, msk = make_inputs(n, h, w, g, cg, offset_std=2.0)
-    args = _args(3, 1, 1, 1, g, cg, os_)
+    args = kernel_args(3, 1, 1, 1, g, cg, os_)
     ref = reference_dcnv3(inp, off, msk, *args)
     out64 = ext.dcnv3_compiled(inp, off, msk, *args)
     assert out64.dtype == torch.float64 and out64.shape == ref.shape
@@ -187,7 +91,7 @@ def test_cpu_forward_model_shapes(cpu_op, case):
 def test_cpu_forward_general_geometry(cpu_op, case):
     n, h, w, g, cg, k, s, p, d, os_ = case
     inp, off, msk = make_inputs(n, h, w, g, cg, k, s, p, d, seed=1)
-    args = _args(k, s, p, d, g, cg, os_)
+    args = kernel_args(k, s, p, d, g, cg, os_)
     ref = reference_dcnv3(inp, off, msk, *args)
     out = ext.dcnv3_compiled(inp, off, msk, *args)
     assert out.shape == (n, out_size(h, k, s, p, d), out_size(w, k, s, p, d), g * cg)
@@ -198,7 +102,7 @@ def test_cpu_forward_general_geometry(cpu_op, case):
 
 def test_cpu_forward_into_poisoned_out(cpu_op):
     inp, off, msk = make_inputs(2, 9, 13, 4, 16, dtype=torch.float32, seed=2)
-    args = _args(3, 1, 1, 1, 4, 16, 1.0)
+    args = kernel_args(3, 1, 1, 1, 4, 16, 1.0)
     out = torch.full((2, 9, 13, 64), float("nan"))
     res = ext.dcnv3_forward(inp, off, msk, *args, out=out)
     assert res.data_ptr() == out.data_ptr()
@@ -210,7 +114,7 @@ def test_cpu_forward_into_poisoned_out(cpu_op):
 
 def test_cpu_forward_is_deterministic_and_thread_count_independent(cpu_op):
     inp, off, msk = make_inputs(1, 15, 21, 8, 16, dtype=torch.float32, seed=3)
-    args = _args(3, 1, 1, 1, 8, 16, 2.0)
+    args = kernel_args(3, 1, 1, 1, 8, 16, 2.0)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -224,7 +128,7 @@ def test_cpu_forward_is_deterministic_and_thread_count_independent(cpu_op):
 
 def test_cpu_noncontiguous_and_mixed_dtype_inputs(cpu_op):
     inp, off, msk = make_inputs(2, 7, 9, 4, 16, dtype=torch.float32, seed=4)
-    args = _args(3, 1, 1, 1, 4, 16, 1.0)
+    args = kernel_args(3, 1, 1, 1, 4, 16, 1.0)
     ref = ext.dcnv3_compiled(inp, off, msk, *args)
     inp_nc = inp.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)  # channels-first memory, same values
     off_nc = torch.cat([off, off], dim=-1)[..., : off.shape[-1]]
@@ -234,7 +138,7 @@ def test_cpu_noncontiguous_and_mixed_dtype_inputs(cpu_op):
 
 def test_cpu_bad_arguments_raise_value_error(cpu_op):
     inp, off, msk = make_inputs(1, 5, 6, 2, 16, dtype=torch.float32)
-    args = _args(3, 1, 1, 1, 2, 16, 1.0)
+    args = kernel_args(3, 1, 1, 1, 2, 16, 1.0)
     with pytest.raises(ValueError, match="4-D"):
         ext.dcnv3_compiled(inp[0], off, msk, *args)
     with pytest.raises(ValueError, match="channels"):
@@ -260,7 +164,7 @@ def test_cpu_backward_matches_autograd_of_reference(cpu_op, case):
     else:
         n, h, w, g, cg, k, s, p, d, os_ = case
     inp, off, msk = (t.requires_grad_() for t in make_inputs(n, h, w, g, cg, k, s, p, d, seed=5, exact=0))
-    args = _args(k, s, p, d, g, cg, os_)
+    args = kernel_args(k, s, p, d, g, cg, os_)
     ref = reference_dcnv3(inp, off, msk, *args)
     grad_out = torch.randn_like(ref)
     expected = torch.autograd.grad(ref, (inp, off, msk), grad_out)
@@ -289,17 +193,37 @@ def test_cpu_gradcheck_fp64(cpu_op):
 # ------------------------------------------------------------------------- against the pure-PyTorch core
 
 
-@pytest.mark.parametrize("case", MODEL_CASES[:5], ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
+@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
 def test_cpu_matches_pure_torch_core(cpu_op, case):
-    core = _torch_core()
-    if core is None:
-        pytest.skip("cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch not available yet")
     n, h, w, g, cg, os_ = case
     inp, off, msk = make_inputs(n, h, w, g, cg, dtype=torch.float32, seed=7)
-    args = _args(3, 1, 1, 1, g, cg, os_)
-    expected = core(inp, off, msk, *args)
+    args = kernel_args(3, 1, 1, 1, g, cg, os_)
+    expected = dcnv3_core_torch(inp, off, msk, *args)
     got = ext.dcnv3_compiled(inp, off, msk, *args)
     assert rel_err(got, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("case", GENERAL_CASES, ids=lambda c: "k{5}_s{6}_p{7}_d{8}_os{9}".format(*c))
+def test_cpu_matches_pure_torch_core_general_geometry(cpu_op, case):
+    n, h, w, g, cg, k, s, p, d, os_ = case
+    inp, off, msk = make_inputs(n, h, w, g, cg, k, s, p, d, dtype=torch.float32, seed=8)
+    args = kernel_args(k, s, p, d, g, cg, os_)
+    assert rel_err(ext.dcnv3_compiled(inp, off, msk, *args), dcnv3_core_torch(inp, off, msk, *args)) <= 1e-5
+
+
+@pytest.mark.parametrize("case", MODEL_CASES[:4], ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
+def test_cpu_gradients_match_autograd_of_pure_torch_core(cpu_op, case):
+    n, h, w, g, cg, os_ = case
+    inputs = make_inputs(n, h, w, g, cg, dtype=torch.float64, seed=9, exact=0.0)
+    args = kernel_args(3, 1, 1, 1, g, cg, os_)
+    grad_out = torch.randn(n, h, w, g * cg, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    grads = []
+    for fn in (ext.dcnv3_compiled, dcnv3_core_torch):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        (fn(*leaves, *args) * grad_out).sum().backward()
+        grads.append([t.grad for t in leaves])
+    for name, got, expected in zip(("input", "offset", "mask"), *grads):
+        assert rel_err(got, expected) <= 1e-9, name
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -313,7 +237,7 @@ def test_build_can_be_disabled(monkeypatch):
     assert "disabled" in ext.build_error("cpu")
     assert ext.available_backends() == []
     with pytest.raises(RuntimeError, match="unavailable"):
-        ext.dcnv3_compiled(*make_inputs(1, 3, 3, 1, 2, dtype=torch.float32), *_args(3, 1, 1, 1, 1, 2, 1.0))
+        ext.dcnv3_compiled(*make_inputs(1, 3, 3, 1, 2, dtype=torch.float32), *kernel_args(3, 1, 1, 1, 1, 2, 1.0))
     monkeypatch.setenv(ext.BUILD_ENV, "cpu")
     monkeypatch.setattr(ext, "_modules", {"cpu": object()})
     assert ext.load_extension("cuda") is None and "not requested" in ext.build_error("cuda")
@@ -362,7 +286,7 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
 @pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
 def test_cuda_forward_backward(cuda_op, case):
     n, h, w, g, cg, os_ = case
-    args = _args(3, 1, 1, 1, g, cg, os_)
+    args = kernel_args(3, 1, 1, 1, g, cg, os_)
     inp, off, msk = (t.requires_grad_() for t in make_inputs(n, h, w, g, cg, seed=8, device="cuda", exact=0))
     ref = reference_dcnv3(inp, off, msk, *args)
     grad_out = torch.randn_like(ref)
@@ -385,7 +309,7 @@ def test_cuda_forward_backward(cuda_op, case):
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
 def test_cuda_matches_cpu_op(cpu_op, cuda_op):
     inp, off, msk = make_inputs(2, 17, 23, 10, 16, dtype=torch.float32, seed=9)
-    args = _args(3, 1, 1, 1, 10, 16, 2.0)
+    args = kernel_args(3, 1, 1, 1, 10, 16, 2.0)
     cpu = ext.dcnv3_compiled(inp, off, msk, *args)
     gpu = ext.dcnv3_compiled(inp.cuda(), off.cuda(), msk.cuda(), *args).cpu()
     assert rel_err(gpu, cpu) <= 1e-6

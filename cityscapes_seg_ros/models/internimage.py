@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .. import ops
 from .dcnv3 import DCNv3
 from .layers import layer_norm
 
@@ -141,6 +142,8 @@ class InternImage(nn.Module):
         return features
 
     def set_dcnv3_backend(self, backend: str) -> None:
+        if backend not in ops.BACKENDS:
+            raise ValueError(f"unknown DCNv3 backend {backend!r}; choose one of {', '.join(ops.BACKENDS)}")
         for module in self.modules():
             if isinstance(module, DCNv3):
                 module.backend = backend

@@ -1,14 +1,98 @@
-# TEMPORARY shim (lead engineer) until helper's dcnv3_torch lands; helper: overwrite this file freely.
-import torch, torch.nn.functional as F
-def dcnv3(inp, off, mask, kh, kw, sh, sw, ph, pw, dh, dw, G, Cg, os_, backend='auto'):
-    N,H,W,C=inp.shape; K=kh*kw
-    ys=torch.arange(H,dtype=inp.dtype).view(1,H,1,1,1); xs=torch.arange(W,dtype=inp.dtype).view(1,1,W,1,1)
-    ix=torch.arange(kw).repeat_interleave(kh)-1; iy=torch.arange(kh).repeat(kw)-1
-    off=off.view(N,H,W,G,K,2)
-    px=xs+os_*(ix.to(inp.dtype).view(1,1,1,1,K)+off[...,0]); py=ys+os_*(iy.to(inp.dtype).view(1,1,1,1,K)+off[...,1])
-    gx=(px+0.5)/W*2-1; gy=(py+0.5)/H*2-1
-    grid=torch.stack([gx,gy],-1).permute(0,3,1,2,4,5).reshape(N*G,H*W,K,2)
-    v=inp.reshape(N,H,W,G,Cg).permute(0,3,4,1,2).reshape(N*G,Cg,H,W)
-    s=F.grid_sample(v,grid,mode='bilinear',padding_mode='zeros',align_corners=False)
-    m_=mask.reshape(N,H*W,G,K).permute(0,2,1,3).reshape(N*G,1,H*W,K)
-    return (s*m_).sum(-1).view(N,G*Cg,H,W).permute(0,2,3,1).contiguous()
+"""The DCNv3 core with a choice of backend: ``dcnv3(..., backend="auto")``.
+
+Backends: ``"cuda"`` and ``"cpu"`` are the compiled op of ``kernels/dcnv3`` (see ``extension.py``),
+``"torch"`` is the pure-PyTorch core (``dcnv3_torch.py``). ``"auto"`` takes the compiled op of the input's
+device when it is available (building it on first use) and the pure-PyTorch core otherwise, and logs its
+choice once per device. The environment variable ``CITYSCAPES_SEG_DCNV3_BACKEND`` (one of the backend
+names) overrides ``"auto"``, e.g. ``CITYSCAPES_SEG_DCNV3_BACKEND=torch`` forces the pure-PyTorch core.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import torch
+
+from .dcnv3_torch import check_dcnv3_args, dcnv3_core_torch
+from .extension import build_error, dcnv3_compiled, load_extension
+
+__all__ = ["BACKENDS", "BACKEND_ENV", "dcnv3", "dcnv3_core_torch", "resolve_backend"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "cuda", "cpu", "torch")
+BACKEND_ENV = "CITYSCAPES_SEG_DCNV3_BACKEND"
+
+_logged_choices: set[tuple[str, str]] = set()
+_log_lock = threading.Lock()
+
+
+def _check_backend_name(backend: str, source: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"dcnv3: unknown backend {backend!r} ({source}); choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def resolve_backend(device: torch.device | str, backend: str = "auto") -> str:
+    """The backend that ``dcnv3(..., backend=backend)`` uses for tensors on ``device``: "cuda", "cpu" or
+    "torch". Raises ValueError for an unknown name, RuntimeError when a compiled op that was asked for
+    explicitly is unavailable or does not match the device."""
+    device = torch.device(device)
+    backend = _check_backend_name(backend, "argument")
+    if backend == "auto" and os.environ.get(BACKEND_ENV):
+        backend = _check_backend_name(os.environ[BACKEND_ENV].strip().lower(), f"${BACKEND_ENV}")
+    if backend == "torch":
+        return backend
+    if backend == "auto":
+        chosen = device.type if load_extension(device.type) is not None else "torch"
+        _log_choice_once(device.type, chosen)
+        return chosen
+    if device.type != backend:
+        raise RuntimeError(f"dcnv3: backend {backend!r} cannot run tensors on {device}")
+    if load_extension(backend) is None:
+        raise RuntimeError(f"dcnv3: the compiled {backend} op is unavailable: {build_error(backend)}")
+    return backend
+
+
+def _log_choice_once(device_type: str, chosen: str) -> None:
+    with _log_lock:
+        if (device_type, chosen) in _logged_choices:
+            return
+        _logged_choices.add((device_type, chosen))
+    if chosen == "torch":
+        reason = build_error(device_type) or "no compiled op for this device"
+        log.info("DCNv3 on %s: pure-PyTorch core (%s)", device_type, reason)
+    else:
+        log.info("DCNv3 on %s: compiled %s op", device_type, chosen)
+
+
+def dcnv3(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    pad_h: int,
+    pad_w: int,
+    dilation_h: int,
+    dilation_w: int,
+    group: int,
+    group_channels: int,
+    offset_scale: float,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """The DCNv3 core with the layouts and meaning of the official ``dcnv3_core_pytorch``.
+
+    input [N, H, W, group*group_channels] (channels-last), offset [N, Ho, Wo, group*K*2], mask
+    [N, Ho, Wo, group*K] -> [N, Ho, Wo, group*group_channels] in the input's dtype (fp32, fp16 or bf16,
+    accumulated in fp32; fp64 too). ``backend``: "auto", "cuda", "cpu" or "torch". Differentiable.
+    """
+    args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels)
+    check_dcnv3_args(input, offset, mask, *args)
+    if resolve_backend(input.device, backend) == "torch":
+        return dcnv3_core_torch(input, offset, mask, *args, offset_scale)
+    return dcnv3_compiled(input, offset, mask, *args, offset_scale)
