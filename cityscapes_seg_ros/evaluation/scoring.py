@@ -126,43 +126,16 @@ class Accumulator:
             raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
         codes = gt.astype(np.uint16) * NUM_LABEL_IDS + pred
         counts = np.bincount(codes.ravel(), minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
+        # Everything is computed (and checked) before anything is added: a bad image leaves no trace.
+        instance_counts = None if gt_instance_ids is None else _instance_counts(pred, np.asarray(gt_instance_ids))
         self.confusion += counts.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
-        if gt_instance_ids is not None:
-            self._add_instances(pred, np.asarray(gt_instance_ids))
+        if instance_counts is not None:
+            class_tp, class_fn, category_tp, category_fn = instance_counts
+            self.class_tp_weighted += class_tp
+            self.class_fn_weighted += class_fn
+            self.category_tp_weighted += category_tp
+            self.category_fn_weighted += category_fn
         self.images += 1
-
-    def _add_instances(self, pred: np.ndarray, instance_ids: np.ndarray) -> None:
-        if instance_ids.shape != pred.shape:
-            raise ValueError(f"instance ids {instance_ids.shape} and prediction {pred.shape} differ in size")
-        is_instance = instance_ids > INSTANCE_ID_OFFSET
-        ids = instance_ids[is_instance].astype(np.int64)
-        if ids.size == 0:
-            return
-        predicted = pred[is_instance]
-        label_ids = ids // INSTANCE_ID_OFFSET
-        if label_ids.max() >= NUM_LABEL_IDS:
-            raise ValueError(f"instance id {ids.max()} names label id {label_ids.max()}, which does not exist")
-        sizes = np.bincount(ids)
-        class_hits = np.bincount(ids[predicted == label_ids], minlength=sizes.size)
-        category_hits = np.bincount(ids[CATEGORY_HIT[label_ids, predicted]], minlength=sizes.size)
-
-        instances = np.flatnonzero(sizes)
-        instance_labels = instances // INSTANCE_ID_OFFSET
-        _check_instance_labels(instance_labels)
-        rows = INSTANCE_ROW[instance_labels]
-        scored = rows >= 0  # caravan and trailer instances are ignored, as officially
-        instances, instance_labels, rows = instances[scored], instance_labels[scored], rows[scored]
-        size = sizes[instances].astype(np.float64)
-        weight = WEIGHT_BY_ID[instance_labels] / size
-        tp = class_hits[instances] * weight
-        self.class_tp_weighted += np.bincount(rows, tp, minlength=len(INSTANCE_CLASS_IDS))
-        self.class_fn_weighted += np.bincount(rows, (size - class_hits[instances]) * weight,
-                                              minlength=len(INSTANCE_CLASS_IDS))  # fmt: skip
-        category_rows = CATEGORY_ROW[instance_labels]
-        category_tp = category_hits[instances] * weight
-        category_fn = (size - category_hits[instances]) * weight
-        self.category_tp_weighted += np.bincount(category_rows, category_tp, minlength=len(INSTANCE_CATEGORIES))
-        self.category_fn_weighted += np.bincount(category_rows, category_fn, minlength=len(INSTANCE_CATEGORIES))
 
     def merge(self, other: "Accumulator") -> None:
         """Add another accumulator's counts (e.g. from another process or another data set part)."""
@@ -212,6 +185,40 @@ class Accumulator:
         """Pixels predicted as ``predicted_ids`` whose ground truth is an evaluated class outside ``own_ids``."""
         others = [i for i in EVALUATED_IDS if i not in own_ids]
         return int(self.confusion[np.ix_(others, list(predicted_ids))].sum())
+
+
+def _instance_counts(pred: np.ndarray, instance_ids: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """Instance-weighted TP and FN per instance class and per instance category, for one image."""
+    if instance_ids.shape != pred.shape:
+        raise ValueError(f"instance ids {instance_ids.shape} and prediction {pred.shape} differ in size")
+    classes, categories = len(INSTANCE_CLASS_IDS), len(INSTANCE_CATEGORIES)
+    is_instance = instance_ids > INSTANCE_ID_OFFSET
+    ids = instance_ids[is_instance].astype(np.int64)
+    if ids.size == 0:
+        return np.zeros(classes), np.zeros(classes), np.zeros(categories), np.zeros(categories)
+    predicted = pred[is_instance]
+    label_ids = ids // INSTANCE_ID_OFFSET
+    if label_ids.max() >= NUM_LABEL_IDS:
+        raise ValueError(f"instance id {ids.max()} names label id {label_ids.max()}, which does not exist")
+    sizes = np.bincount(ids)
+    class_hits = np.bincount(ids[predicted == label_ids], minlength=sizes.size)
+    category_hits = np.bincount(ids[CATEGORY_HIT[label_ids, predicted]], minlength=sizes.size)
+
+    instances = np.flatnonzero(sizes)
+    instance_labels = instances // INSTANCE_ID_OFFSET
+    _check_instance_labels(instance_labels)
+    rows = INSTANCE_ROW[instance_labels]
+    scored = rows >= 0  # caravan and trailer instances are ignored, as officially
+    instances, instance_labels, rows = instances[scored], instance_labels[scored], rows[scored]
+    size = sizes[instances].astype(np.float64)
+    weight = WEIGHT_BY_ID[instance_labels] / size
+    category_rows = CATEGORY_ROW[instance_labels]
+    return (
+        np.bincount(rows, class_hits[instances] * weight, minlength=classes),
+        np.bincount(rows, (size - class_hits[instances]) * weight, minlength=classes),
+        np.bincount(category_rows, category_hits[instances] * weight, minlength=categories),
+        np.bincount(category_rows, (size - category_hits[instances]) * weight, minlength=categories),
+    )
 
 
 def _ratio(true_positives: float, false_positives: float, false_negatives: float) -> Optional[float]:
