@@ -12,6 +12,7 @@ from cityscapes_seg_ros.cli.eval_main import main
 from cityscapes_seg_ros.evaluation import Accumulator, accumulate_files, score_files, synthetic
 from cityscapes_seg_ros.evaluation.dataset import DatasetError, find_ground_truth, match_predictions
 from cityscapes_seg_ros.evaluation.official import official_matches, official_scores
+from cityscapes_seg_ros.evaluation.scoring import confusion_counts
 from cityscapes_seg_ros.labels import EVALUATED_CATEGORIES, LABEL_BY_NAME, TRAIN_CLASS_NAMES
 
 TRAIN = LABEL_BY_NAME["train"].id  # absent everywhere: its scores are undefined
@@ -87,6 +88,20 @@ def test_accumulator_on_arrays_matches_the_official_evaluator(tmp_path):
         gt_files.append(gt)
     assert_same_scores(accumulator.result(), official_scores(predictions, gt_files))
     assert json.loads(json.dumps(accumulator.result())) == accumulator.result()  # plain JSON types
+
+
+def test_confusion_counts_are_exact_for_views_and_for_images_past_float32_counts():
+    rng = np.random.default_rng(12)
+    big_gt = np.full((4100, 4100), 7, np.uint8)  # 16.8 M pixels: more than a float32 counts exactly
+    big_gt[:5, :7] = 33
+    big_pred = big_gt.copy()
+    big_pred[-1, :3] = 0
+    big = confusion_counts(big_gt, big_pred)
+    assert big[7, 7] == 4100 * 4100 - 35 - 3 and big[33, 33] == 35 and big[7, 0] == 3 and big.sum() == big_gt.size
+    gt, pred = rng.integers(0, 34, (2, 50, 80), dtype=np.uint8)
+    expected = np.zeros((34, 34), np.int64)
+    np.add.at(expected, (gt[::2, 1::3], pred[::2, 1::3]), 1)
+    np.testing.assert_array_equal(confusion_counts(gt[::2, 1::3], pred[::2, 1::3]), expected)
 
 
 def test_predictions_are_matched_as_the_official_tool_matches_them(tmp_path):

@@ -85,6 +85,7 @@ def write_split(
     absent_ids: Iterable[int] = (),
     predicted_only_ids: Iterable[int] = (),
     with_images: bool = False,
+    objects: int = 12,
 ) -> List[SyntheticFrame]:
     """Write gtFine/<split> (and leftImg8bit/<split> with random pixels) under ``root`` and the predictions
     as <prediction_dir>/<city>/<key>_leftImg8bit.png."""
@@ -92,7 +93,7 @@ def write_split(
     frames = []
     for city in cities:
         for index in range(frames_per_city):
-            frame = make_frame(f"{city}_{index:06d}_{19 + index:06d}", size, rng, absent_ids, predicted_only_ids)
+            frame = make_frame(f"{city}_{index:06d}_{19 + index:06d}", size, rng, absent_ids, predicted_only_ids, objects)
             gt_dir = root / "gtFine" / split / city
             gt_dir.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(gt_dir / f"{frame.key}{GT_LABELS_SUFFIX}"), frame.gt_label_ids)
