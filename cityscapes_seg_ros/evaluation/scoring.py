@@ -323,6 +323,10 @@ def _accumulate_chunk(pairs: Sequence[ScorePair]) -> Accumulator:
     return total
 
 
+def _single_threaded() -> None:
+    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads on top would oversubscribe the cores
+
+
 def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -348,7 +352,7 @@ def accumulate_files(
         chunks = [pairs[i : i + chunk_size] for i in range(0, len(pairs), chunk_size)]
         # fork: the workers need numpy and PIL only, and start without re-importing torch.
         context = get_context("fork") if "fork" in get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_single_threaded) as pool:
             for chunk, partial in zip(chunks, pool.map(_accumulate_chunk, chunks)):
                 total.merge(partial)
                 bar.update(len(chunk))
