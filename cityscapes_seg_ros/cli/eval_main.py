@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 from ..checkpoint import CheckpointError
 from ..inference import MODES, PRECISIONS, TTA_CHOICES
 from ..models import MODEL_REGISTRY
-from .main import parse_scale
+from .main import configure_logging, parse_scale
 
 log = logging.getLogger("cityscapes_seg")
 
@@ -70,9 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="scoring processes (default: one per CPU core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no score table")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def model_predict_factory(args: argparse.Namespace) -> Callable[[str], Callable]:
@@ -120,13 +130,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
-    for name in ("cityscapes_seg", "cityscapes_seg_ros"):
-        logging.getLogger(name).setLevel(level)
-    if args.workers is not None and args.workers < 1:
-        print("cityscapes-seg-eval: error: --workers must be at least 1", file=sys.stderr)
-        return 2
+    configure_logging(args.verbose)
     try:
         return command_score(args) if args.command == "score" else command_run(args)
     except (CheckpointError, ValueError, RuntimeError, OSError) as exc:

@@ -99,17 +99,14 @@ def match_predictions(gt_files: Sequence[Path], prediction_dir: PathLike) -> Lis
         elif len(found) > 1:
             ambiguous.append(f"{gt.name}: {', '.join(str(p) for p in found[:MAX_LISTED])}")
         else:
-            label_instances = instance_file(gt)
-            pairs.append(ScorePair(found[0], gt, label_instances))
+            pairs.append(ScorePair(found[0], gt, instance_file(gt)))
     if missing:
         raise DatasetError(f"no prediction in {prediction_dir} for {len(missing)} of {len(gt_files)} ground-truth "
                            f"files ({listing(f'{frame_key(p.name)}*.png' for p in missing)})")  # fmt: skip
     if ambiguous:
         raise DatasetError(f"several predictions in {prediction_dir} match one ground-truth file "
                            f"({listing(ambiguous)})")  # fmt: skip
-    missing_instances = [p.gt_instance_ids for p in pairs if not p.gt_instance_ids.is_file()]
-    if missing_instances:
-        raise DatasetError(f"instance ground truth missing ({listing(str(p) for p in missing_instances)})")
+    require_instance_files(p.gt_instance_ids for p in pairs)
     return pairs
 
 
@@ -140,10 +137,15 @@ def find_samples(root: PathLike, split: str = "val") -> List[Sample]:
     if gt_by_key:
         raise DatasetError(f"{len(gt_by_key)} ground-truth files have no image in {image_folder} "
                            f"({listing(str(p) for p in gt_by_key.values())})")  # fmt: skip
-    missing_instances = [str(s.gt_instance_ids) for s in samples if not s.gt_instance_ids.is_file()]
-    if missing_instances:
-        raise DatasetError(f"instance ground truth missing ({listing(missing_instances)})")
+    require_instance_files(s.gt_instance_ids for s in samples)
     return samples
+
+
+def require_instance_files(instance_files: Iterable[Path]) -> None:
+    """The iIoU needs every *_gtFine_instanceIds.png."""
+    missing = [str(p) for p in instance_files if not p.is_file()]
+    if missing:
+        raise DatasetError(f"instance ground truth missing ({listing(missing)})")
 
 
 def listing(items: Iterable[str]) -> str:
