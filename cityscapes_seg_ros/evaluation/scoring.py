@@ -190,6 +190,8 @@ class Accumulator:
 
 def confusion_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """[34, 34] int64 pixel counts of (ground truth id, predicted id) for uint8 ids 0..33."""
+    if gt.size == 0:
+        return np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64)
     if gt.size < FLOAT32_EXACT_LIMIT:  # OpenCV's histogram is faster, and exact while counts fit a float32
         ranges = [0, NUM_LABEL_IDS, 0, NUM_LABEL_IDS]
         gt, pred = np.ascontiguousarray(gt), np.ascontiguousarray(pred)
