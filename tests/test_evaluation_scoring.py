@@ -131,13 +131,14 @@ def test_missing_and_ambiguous_predictions_are_errors_naming_the_files(tmp_path)
         match_predictions(gt_files, pred)
 
 
-def test_palette_predictions_are_read_as_label_ids_like_the_official_tool(tmp_path):
+def test_palette_and_1_bit_predictions_are_read_like_the_official_tool(tmp_path):
     gt_files, pairs = make_split(tmp_path, seed=7, frames_per_city=1)
     for pair in pairs:
         image = Image.fromarray(cv2.imread(str(pair.prediction), cv2.IMREAD_UNCHANGED), mode="L").convert("P")
         image.putpalette(list(np.random.default_rng(0).integers(0, 256, 768)))
         image.save(pair.prediction)
-    assert Image.open(pairs[0].prediction).mode == "P"
+    Image.fromarray(np.random.default_rng(1).random((96, 192)) < 0.5).save(pairs[1].prediction)  # 1-bit: ids 0, 1
+    assert Image.open(pairs[0].prediction).mode == "P" and Image.open(pairs[1].prediction).mode == "1"
     assert_same_scores(score_files(pairs, workers=1, progress=False),
                        official_scores([p.prediction for p in pairs], gt_files))  # fmt: skip
 
@@ -185,7 +186,9 @@ def test_score_command_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert main(args + ["--gt-root", str(root), "--pred-dir", str(pred)]) == 2
     err = capsys.readouterr().err
     assert f"{bad} vs " in err and "label id 200" in err and "Traceback" not in err
-    bad.write_bytes(b"not a png")
-    assert main(args + ["--gt-root", str(root), "--pred-dir", str(pred)]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    for content in (b"not a png", b"\x89PNG\r\n\x1a\n", b""):
+        bad.write_bytes(content)
+        assert main(args + ["--gt-root", str(root), "--pred-dir", str(pred)]) == 2
+        err = capsys.readouterr().err
+        assert f"{bad}: cannot read" in err and "Traceback" not in err
     assert not (tmp_path / "s.json").exists()

@@ -251,6 +251,8 @@ def _mean(scores: Iterable[Optional[float]]) -> Optional[float]:
 
 def _check_label_image(image: np.ndarray, what: str) -> np.ndarray:
     image = np.asarray(image)
+    if image.dtype == bool:  # a 1-bit PNG: ids 0 and 1, as the official evaluator reads it
+        image = image.astype(np.uint8)
     if image.ndim != 2:
         raise ValueError(f"{what} must be a single-channel label-id image [H, W], got shape {image.shape}")
     if image.dtype.kind not in "ui":
@@ -288,7 +290,8 @@ def read_label_image(path: PathLike) -> np.ndarray:
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc})") from None
     header = data[:26].tobytes()
-    if header[:8] == PNG_SIGNATURE and header[24] in (8, 16) and header[25] == GREY_COLOR_TYPE:
+    is_png = len(header) == 26 and header[:8] == PNG_SIGNATURE
+    if is_png and header[24] in (8, 16) and header[25] == GREY_COLOR_TYPE:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         if image is not None and image.ndim == 2:
             return image
