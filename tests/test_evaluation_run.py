@@ -17,6 +17,8 @@ from cityscapes_seg_ros.evaluation.dataset import find_ground_truth, match_predi
 from cityscapes_seg_ros.evaluation.distributed import Shard, take_shard
 from cityscapes_seg_ros.evaluation.official import official_scores
 from cityscapes_seg_ros.inference import Predictor
+from cityscapes_seg_ros.labels import label_ids_to_train_ids
+from cityscapes_seg_ros.visualize import colorize
 from test_evaluation_scoring import assert_same_scores
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -75,8 +77,12 @@ def test_an_interrupted_run_resumes_without_predicting_anything_twice(tmp_path, 
     assert len(second.finished) == 2 and len(set(predicted)) == len(predicted) == 6
 
     third = CountingPredict(monkeypatch)
-    assert main(run_args) == 0
-    assert third.finished == []  # a finished run only scores again
+    assert main(run_args + ["--color"]) == 0
+    assert third.finished == []  # a finished run only scores again; colours asked for later come from the ids
+    for color in (out / "color").rglob("*.png"):
+        label_ids = cv2.imread(str(out / "labelIds" / color.relative_to(out / "color")), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(cv2.imread(str(color))[:, :, ::-1], colorize(label_ids_to_train_ids(label_ids)))
+    assert len(list((out / "color").rglob("*.png"))) == 6
 
     gt_files = find_ground_truth(cityscapes, "val")
     predictions = [p.prediction for p in match_predictions(gt_files, out / "labelIds")]

@@ -19,12 +19,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from tqdm import tqdm
 
 from ..image_io import read_bgr, write_atomic, write_png
-from ..labels import train_ids_to_label_ids
+from ..labels import label_ids_to_train_ids, train_ids_to_label_ids
 from ..visualize import colorize
 from . import distributed
 from .dataset import Sample, find_ground_truth, find_samples, listing, match_predictions
 from .report import JSON_NAME, console_table, write_json, write_reports
-from .scoring import Accumulator, accumulate_files
+from .scoring import Accumulator, accumulate_files, read_label_image
 
 log = logging.getLogger("cityscapes_seg.eval")
 
@@ -126,6 +126,15 @@ def predict_samples(
     return failed
 
 
+def add_missing_colors(done: Sequence[Sample], out_dir: Path) -> None:
+    """Colour PNGs for predictions made without --color, from their label ids (no second prediction)."""
+    for sample in done:
+        files = output_files(out_dir, sample, color=True)
+        if not files[COLOR_DIR].is_file():
+            label_ids = read_label_image(files[LABEL_IDS_DIR])
+            write_png(files[COLOR_DIR], colorize(label_ids_to_train_ids(label_ids))[:, :, ::-1])
+
+
 def run_evaluation(
     cityscapes_root: Path,
     out_dir: Path,
@@ -151,9 +160,11 @@ def run_evaluation(
         out_dir.mkdir(parents=True, exist_ok=True)
         check_settings(out_dir, settings)
         mine = distributed.take_shard(samples, shard)
-        todo = [s for s in mine if not all(p.is_file() for p in output_files(out_dir, s, color).values())]
+        todo = [s for s in mine if not output_files(out_dir, s, False)[LABEL_IDS_DIR].is_file()]
         log.info("rank %d/%d: %d of the %d images, %d already predicted", shard.rank, shard.world_size,
                  len(mine), len(samples), len(mine) - len(todo))  # fmt: skip
+        if color:
+            add_missing_colors([s for s in mine if s not in todo], out_dir)
         failed = predict_samples(todo, make_predict(device), out_dir, color, shard, progress) if todo else []
         distributed.wait_for_all(shard)
         if not shard.is_main:
