@@ -89,6 +89,20 @@ def test_accumulator_on_arrays_matches_the_official_evaluator(tmp_path):
     assert_same_scores(accumulator.result(), official_scores(predictions, gt_files))
     assert json.loads(json.dumps(accumulator.result())) == accumulator.result()  # plain JSON types
 
+    # Instance ids as signed 32-bit (PIL's "I" mode) with negative values score as non-instance pixels.
+    def accumulate(dtype, corner_instance_id: int) -> Accumulator:
+        total = Accumulator()
+        for frame_file, prediction in zip(gt_files, predictions):
+            instances = cv2.imread(str(frame_file).replace("labelIds", "instanceIds"), cv2.IMREAD_UNCHANGED)
+            instances = instances.astype(dtype)
+            instances[0, :5] = corner_instance_id
+            labels = cv2.imread(str(frame_file), cv2.IMREAD_UNCHANGED)
+            labels[0, :5] = 0
+            total.add(cv2.imread(str(prediction), cv2.IMREAD_UNCHANGED), labels, instances)
+        return total
+
+    assert_same_scores(accumulate(np.int32, -7).result(), accumulate(np.uint16, 0).result())
+
 
 def test_confusion_counts_are_exact_for_views_and_for_images_past_float32_counts():
     rng = np.random.default_rng(12)
@@ -161,8 +175,10 @@ def test_score_command_writes_the_official_numbers_as_json(tmp_path, capsys):
     gt_files, pairs = make_split(tmp_path, seed=8)
     out = tmp_path / "scores.json"
     code = main(["score", "--gt-root", str(tmp_path / "cityscapes"), "--pred-dir", str(tmp_path / "pred"),
-                 "--json", str(out), "--workers", "2"])  # fmt: skip
+                 "--json", str(out), "--workers", "2", "--report-dir", str(tmp_path / "report")])  # fmt: skip
     assert code == 0
+    for name in ("report.md", "iou_per_class.png", "confusion_matrix.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
     written = json.loads(out.read_text())
     assert set(written) == {"classes", "miou", "iiou", "categories", "category_miou", "category_iiou"}
     assert all(set(v) == {"iou", "iiou"} for v in [*written["classes"].values(), *written["categories"].values()])
