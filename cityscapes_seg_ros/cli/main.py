@@ -71,12 +71,16 @@ def parse_scale(text: str) -> tuple:
     return long_edge, short_edge
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
+def configure_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     for name in ("cityscapes_seg", "cityscapes_seg_ros"):
         logging.getLogger(name).setLevel(level)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
     if args.command == "models":
         rows = model_rows()
         if args.json:
