@@ -53,6 +53,7 @@ setup(
     entry_points={
         "console_scripts": [
             "cityscapes-seg = cityscapes_seg_ros.cli.main:main",
+            "cityscapes_seg_node = cityscapes_seg_ros.node.__main__:main",
         ],
     },
     data_files=[
