@@ -33,8 +33,6 @@ def tiny_t_checkpoint(tmp_path, tiny_t_fixture) -> Path:
 # running on the same machine never see our topics, and discovery kept on this host.
 os.environ["ROS_DOMAIN_ID"] = str(random.Random().randint(1, 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-# The node tests use random-weight tiny models: the DCNv3 kernel choice does not matter there.
-os.environ.setdefault("CITYSCAPES_SEG_DCNV3_BUILD", "0")
 
 
 @pytest.fixture(scope="session")

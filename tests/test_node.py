@@ -54,6 +54,7 @@ def start_node(context, tiny_19_class_model):
     def start(model=None, **parameters):
         parameters.setdefault("image_topics", ["/cam/front/image_raw"])
         parameters.setdefault("inference_size", [64, 32])
+        parameters.setdefault("dcnv3_backend", "torch")  # the tiny models do not need the compiled op built
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         predictor = DevicePredictor(model or tiny_19_class_model, img_scale=tuple(parameters["inference_size"]))
         node = SegmentationNode(predictor=predictor, context=context, parameter_overrides=overrides)
