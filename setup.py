@@ -6,6 +6,26 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
+# ROS 2 (kilted) wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses.
+ROS_RUNTIME = ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs"]
+ROS_BUILD = ["cmake>=3.16", "ros-ament-package", "catkin-pkg", "empy", "lark"] + [
+    f"ros-{name}"
+    for name in (
+        "ament-cmake ament-cmake-core ament-cmake-export-definitions ament-cmake-export-dependencies "
+        "ament-cmake-export-include-directories ament-cmake-export-interfaces ament-cmake-export-libraries "
+        "ament-cmake-export-link-flags ament-cmake-export-targets ament-cmake-gen-version-h "
+        "ament-cmake-include-directories ament-cmake-libraries ament-cmake-python ament-cmake-ros "
+        "ament-cmake-ros-core ament-cmake-target-dependencies ament-cmake-test ament-cmake-vendor-package "
+        "ament-cmake-version fastrtps-cmake-module python-cmake-module rosidl-adapter rosidl-cli rosidl-cmake "
+        "rosidl-core-generators rosidl-core-runtime rosidl-default-generators rosidl-default-runtime "
+        "rosidl-dynamic-typesupport rosidl-dynamic-typesupport-fastrtps rosidl-generator-c rosidl-generator-cpp "
+        "rosidl-generator-py rosidl-generator-type-description rosidl-parser rosidl-pycommon rosidl-runtime-c "
+        "rosidl-runtime-cpp rosidl-typesupport-c rosidl-typesupport-cpp rosidl-typesupport-fastrtps-c "
+        "rosidl-typesupport-fastrtps-cpp rosidl-typesupport-interface rosidl-typesupport-introspection-c "
+        "rosidl-typesupport-introspection-cpp"
+    ).split()
+]
+
 setup(
     name="cityscapes_seg_ros",
     version="0.1.0",
@@ -27,13 +47,9 @@ setup(
         "matplotlib>=3.5",  # evaluation plots
     ],
     extras_require={
-        "ros": [
-            "ros-rclpy",
-            "ros-rmw-fastrtps-cpp",
-            "ros-sensor-msgs",
-            "ros-std-msgs",
-            "ros-diagnostic-msgs",
-        ],
+        "ros": ROS_RUNTIME,
+        # What scripts/build_msgs.sh needs to build msg/*.msg with cmake where no ROS 2 distro is installed.
+        "ros-build": ROS_BUILD,
         "test": [
             "pytest>=7",
             "catkin-pkg>=1.0",
@@ -41,12 +57,14 @@ setup(
             "ninja>=1.11",
             # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
             "numpy<2.4",
+            *ROS_RUNTIME,
         ],
     },
     entry_points={
         "console_scripts": [
             "cityscapes-seg = cityscapes_seg_ros.cli.main:main",
             "cityscapes-seg-eval = cityscapes_seg_ros.cli.eval_main:main",
+            "cityscapes_seg_node = cityscapes_seg_ros.node.__main__:main",
         ],
     },
     data_files=[

@@ -165,13 +165,17 @@ class Predictor:
                 count[:, :, y1:y2, x1:x2] += 1
         return total / count
 
+    def prepare(self, image_bgr: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
+        """The network input for one augmentation, on the device (subclasses may preprocess there)."""
+        return preprocess(image_bgr, scale, flip).to(self.device)
+
     def probabilities(self, image_bgr: np.ndarray) -> torch.Tensor:
         """Softmax averaged over the augmentations, at the image's size: [1, C, H, W] on the device."""
         height, width = check_image(image_bgr).shape[:2]
         total: Optional[torch.Tensor] = None
         augmentations = self.augmentations()
         for scale, flip in augmentations:
-            x = preprocess(image_bgr, scale, flip).to(self.device)
+            x = self.prepare(image_bgr, scale, flip)
             logits = resize_bilinear(self.encode_decode(x), (height, width))
             probs = F.softmax(logits, dim=1)
             if flip:

@@ -1,4 +1,5 @@
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,23 @@ def tiny_t_checkpoint(tmp_path, tiny_t_fixture) -> Path:
     path = tmp_path / "tiny_t.pth"
     torch.save(tiny_t_fixture["checkpoint"], path)
     return path
+
+# ROS 2 tests (test_node*.py): a DDS domain of this test session's own, so that tests of other checkouts
+# running on the same machine never see our topics, and discovery kept on this host.
+os.environ["ROS_DOMAIN_ID"] = str(random.Random().randint(1, 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory, tiny_t_fixture):
+    """The tiny official fixture as files a user passes: an mmseg config (YAML) and a checkpoint (.pth)."""
+    import json
+
+    import yaml
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"model": json.loads(json.dumps(tiny_t_fixture["config"]))}))
+    checkpoint = folder / "tiny.pth"
+    torch.save(tiny_t_fixture["checkpoint"], checkpoint)
+    return config, checkpoint

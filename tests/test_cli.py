@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from cityscapes_seg_ros.cli.main import main
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE, train_ids_to_label_ids
@@ -33,13 +32,6 @@ def test_console_script_is_installed():
     result = subprocess.run([str(VENV_BIN / "cityscapes-seg"), "models"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "segformer_internimage_xl_512x1024_160k_mapillary2cityscapes" in result.stdout
-
-
-@pytest.fixture
-def tiny_model_files(tmp_path, tiny_t_fixture, tiny_t_checkpoint):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({"model": json.loads(json.dumps(tiny_t_fixture["config"]))}))
-    return config, tiny_t_checkpoint
 
 
 def test_predict_writes_four_pngs_and_skips_bad_inputs(tmp_path, tiny_model_files, caplog):

@@ -1,0 +1,113 @@
+"""Per-frame overhead of cityscapes_seg_node apart from the network, for a 2048x1024 bgr8 camera on the CPU.
+
+Stages, each timed alone on the node's own functions (median of --runs after a warm-up):
+  receive      deserialize the sensor_msgs/Image (what rclpy does when a message is taken)
+  convert      image_msg_to_bgr (a zero-copy view for bgr8)
+  preprocess   the official resize + normalisation (inference.preprocess) into the network's input
+  decode       confidence and train ids from the [1, 19, H, W] probabilities (max over the classes)
+  color        palette lookup
+  overlay      blend of the colour mask over the image
+  statistics   bincount of labels and confidence, ClassStatistics message filled
+  publish      labels, color, overlay Image messages built and published, and a ready statistics message
+The network and the logits' resize + softmax (Predictor.encode_decode / probabilities) are not included.
+
+    .venv/bin/python benchmarks/node_overhead_bench.py [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics as stats
+import time
+
+import numpy as np
+import rclpy
+import torch
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import Image
+
+from cityscapes_seg_ros.inference import preprocess
+from cityscapes_seg_ros.msg import ClassStat, ClassStatistics
+from cityscapes_seg_ros.node.image_conversion import image_msg_to_bgr, to_image_msg
+from cityscapes_seg_ros.node.node import IMAGE_OUTPUTS
+from cityscapes_seg_ros.node.statistics import class_stats, count_classes
+from cityscapes_seg_ros.visualize import colorize, overlay
+
+
+def median_ms(fn, runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return stats.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    rng = np.random.default_rng(0)
+    height, width = 1024, 2048
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    probs = torch.softmax(torch.randn(1, 19, height, width), dim=1)
+    confidence_t, winner = probs[0].max(dim=0)
+    train_ids = winner.to(torch.uint8).numpy()
+    confidence = confidence_t.numpy()
+
+    rclpy.init()
+    node = Node("node_overhead_bench")
+    publishers = {kind: node.create_publisher(Image, f"/bench/segmentation/{kind}", 2) for kind in IMAGE_OUTPUTS}
+    stats_pub = node.create_publisher(ClassStatistics, "/bench/segmentation/statistics", 2)
+    wire = serialize_message(to_image_msg(image, "bgr8"))
+    msg = deserialize_message(wire, Image)
+    color, blended = colorize(train_ids), overlay(image[:, :, ::-1], train_ids, 0.5)
+
+    def statistics_stage() -> ClassStatistics:
+        counts, sums = count_classes(train_ids, confidence)
+        out = ClassStatistics(header=msg.header, height=height, width=width)
+        out.classes = [ClassStat(train_id=s.train_id, name=s.name, pixel_count=s.pixel_count, fraction=s.fraction,
+                                 mean_confidence=s.mean_confidence) for s in class_stats(counts, sums)]  # fmt: skip
+        return out
+
+    statistics_msg = statistics_stage()
+
+    def publish_stage() -> None:
+        publishers["labels"].publish(to_image_msg(train_ids, "mono8", msg.header))
+        publishers["color"].publish(to_image_msg(color, "rgb8", msg.header))
+        publishers["overlay"].publish(to_image_msg(blended, "rgb8", msg.header))
+        stats_pub.publish(statistics_msg)
+
+    stages = {
+        "receive": lambda: deserialize_message(wire, Image),
+        "convert": lambda: image_msg_to_bgr(msg),
+        "preprocess": lambda: preprocess(image),
+        "decode": lambda: probs[0].max(dim=0),
+        "color": lambda: colorize(train_ids),
+        "overlay": lambda: overlay(image[:, :, ::-1], train_ids, 0.5),
+        "statistics": statistics_stage,
+        "publish": publish_stage,
+    }
+    results = {name: median_ms(fn, args.runs) for name, fn in stages.items()}
+    node.destroy_node()
+    rclpy.shutdown()
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"2048x1024 bgr8, median of {args.runs}; {cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), numpy {np.__version__}, Python {platform.python_version()}")
+    print("| stage | ms |\n|---|---|")
+    for name, value in results.items():
+        print(f"| {name} | {value:.2f} |")
+    total = sum(results.values())
+    without_pre = total - results["preprocess"] - results["decode"]
+    print(f"| **total** | **{total:.2f}** |")
+    print(f"| total without preprocess and decode | {without_pre:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

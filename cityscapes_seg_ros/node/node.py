@@ -1,0 +1,307 @@
+"""cityscapes_seg_node: semantic segmentation of one or more camera streams.
+
+Per camera (image topic ``<ns>/image_raw``) it publishes under ``<ns>/segmentation/``: ``labels`` (mono8
+train ids, 255 = ignore), ``color`` (rgb8, official palette), ``overlay`` (rgb8), ``confidence`` (mono8 or
+32FC1), ``statistics`` (cityscapes_seg_ros/ClassStatistics) and ``camera_info`` (the camera's
+``<ns>/camera_info``), each with the input's header; ``/diagnostics`` at ``diagnostics_rate``.
+
+Threads: the executor thread only stores the newest message of each camera in a slot of one (a frame
+still waiting when a newer one arrives is dropped and counted); one worker thread converts, segments
+and publishes, taking the cameras in turn.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Dict, List, Optional, Set
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from ..builder import build_segmentor
+from ..cli.predict import read_model_config
+from ..msg import ClassStat as ClassStatMsg
+from ..msg import ClassStatistics
+from .image_conversion import BadImageError, compressed_msg_to_bgr, image_msg_to_bgr, to_image_msg
+from .params import SPECS, NodeSettings, ParameterError, declare_parameters, problem
+from .pipeline import DevicePredictor, FrameProcessor, FrameResult
+from .statistics import CameraCounters, LatencyWindow, class_stats, ignored_count
+
+NODE_NAME = "cityscapes_seg_node"
+IMAGE_OUTPUTS = ("labels", "color", "overlay", "confidence")
+
+
+def load_predictor(settings: NodeSettings) -> DevicePredictor:
+    """Build the model the parameters name (raises CheckpointError / ValueError / RuntimeError clearly)."""
+    model = read_model_config(settings.model) if settings.model.endswith((".yaml", ".yml", ".json")) else settings.model
+    checkpoint = None if settings.checkpoint.strip().lower() in ("", "none") else settings.checkpoint
+    segmentor = build_segmentor(model, checkpoint, settings.device, offline=settings.hub_offline or None,
+                                dcnv3_backend=settings.dcnv3_backend)  # fmt: skip
+    return DevicePredictor(segmentor, precision=settings.precision, mode=settings.mode, tta=settings.tta,
+                           img_scale=settings.inference_size)  # fmt: skip
+
+
+def dcnv3_backend_name(device_type: str, requested: str) -> str:
+    if requested == "torch":
+        return "pytorch (requested)"
+    from ..ops import extension
+
+    if extension.load_extension(device_type) is not None:
+        return f"compiled ({device_type})"
+    return f"pytorch ({extension.build_error(device_type) or 'compiled op unavailable'})"
+
+
+def segmentation_namespace(image_topic: str) -> str:
+    """``/cam/front/image_raw`` -> ``/cam/front/segmentation``."""
+    parent = image_topic.rsplit("/", 1)[0]
+    return f"{parent}/segmentation"
+
+
+class Camera:
+    """One input stream: its subscriptions, output publishers, newest-frame slot and counters."""
+
+    def __init__(self, node: "SegmentationNode", image_topic: str) -> None:
+        settings = node.settings
+        self.image_topic = node.resolve_topic_name(image_topic)
+        self.output_ns = segmentation_namespace(self.image_topic)
+        self.counters = CameraCounters()
+        self.latency = LatencyWindow()
+        self.pending: Optional[tuple[Any, float]] = None  # (message, monotonic receive time)
+        self.camera_info: Optional[CameraInfo] = None
+        self.last_statistics_at = -float("inf")
+        self._node = node
+        input_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=qos_profile_sensor_data.depth, durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        )  # fmt: skip
+        events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
+        if settings.input_transport == "compressed":
+            self.input_topic = f"{self.image_topic}/compressed"
+            self.subscription = node.create_subscription(CompressedImage, self.input_topic, self._on_image, input_qos,
+                                                         event_callbacks=events)  # fmt: skip
+        else:
+            self.input_topic = self.image_topic
+            self.subscription = node.create_subscription(Image, self.input_topic, self._on_image, input_qos,
+                                                         event_callbacks=events)  # fmt: skip
+        info_topic = f"{self.image_topic.rsplit('/', 1)[0]}/camera_info"
+        self.info_subscription = node.create_subscription(CameraInfo, info_topic, self._on_camera_info, input_qos)
+        output_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=2, durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if settings.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        )  # fmt: skip
+        self.publishers = {kind: node.create_publisher(Image, f"{self.output_ns}/{kind}", output_qos) for kind in IMAGE_OUTPUTS}
+        self.publishers["statistics"] = node.create_publisher(ClassStatistics, f"{self.output_ns}/statistics", output_qos)
+        self.publishers["camera_info"] = node.create_publisher(CameraInfo, f"{self.output_ns}/camera_info", output_qos)
+
+    def _on_image(self, msg: Any) -> None:
+        """Executor thread: keep only the newest frame; the worker takes it."""
+        with self._node.frames_ready:
+            self.counters.received += 1
+            if self.pending is not None:
+                self.counters.dropped += 1
+            self.pending = (msg, time.monotonic())
+            self._node.frames_ready.notify()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+
+    def _incompatible_qos(self, event: Any) -> None:
+        self._node.log_throttled(
+            self, "qos", f"{self.input_topic}: a publisher's QoS is incompatible with input_reliability="
+            f"{self._node.settings.input_reliability} (best-effort publishers need input_reliability:=best_effort)",
+        )  # fmt: skip
+
+    def take(self) -> Optional[tuple[Any, float]]:
+        frame, self.pending = self.pending, None
+        return frame
+
+    def wanted_outputs(self, settings: NodeSettings) -> Set[str]:
+        """Enabled outputs, less the image outputs nobody subscribes to (with skip_unsubscribed)."""
+        wanted = set(settings.outputs)
+        if settings.skip_unsubscribed:
+            wanted -= {k for k in IMAGE_OUTPUTS if self.publishers[k].get_subscription_count() == 0}
+        return wanted
+
+
+class SegmentationNode(Node):
+    """The ROS 2 node; ``predictor`` may be given (tests), otherwise the parameters' model is built."""
+
+    def __init__(self, predictor: Optional[DevicePredictor] = None, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.settings = declare_parameters(self)
+        self.predictor = predictor if predictor is not None else load_predictor(self.settings)
+        self.processor = FrameProcessor(self.predictor)
+        self.model_name = getattr(getattr(self.predictor.model, "cfg", None), "name", self.settings.model)
+        self.dcnv3_backend = dcnv3_backend_name(self.predictor.device.type, self.settings.dcnv3_backend)
+        self.frames_ready = threading.Condition()
+        self._stopping = False
+        self._last_log: Dict[tuple, float] = {}
+        self.cameras: List[Camera] = [Camera(self, topic) for topic in self.settings.image_topics]
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0 / self.settings.diagnostics_rate, self.publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"{self.model_name} on {self.predictor.device} ({self.settings.precision}, DCNv3 {self.dcnv3_backend}); "
+            + "; ".join(f"{c.input_topic} -> {c.output_ns}/" for c in self.cameras)
+        )
+
+    # ------------------------------------------------------------------ parameters
+
+    def _check_parameters(self, parameters: List[Any]) -> SetParametersResult:
+        reasons = [f"{p.name}: {why}" for p in parameters if (why := problem(p.name, p.value))]
+        return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
+
+    def _apply_parameters(self, parameters: List[Any]) -> None:
+        try:
+            self.settings = NodeSettings.from_values({name: self.get_parameter(name).value for name in SPECS})
+        except ParameterError as exc:  # not reached: each value was checked before it was set
+            self.get_logger().error(str(exc))
+
+    # ------------------------------------------------------------------ worker
+
+    def _next_frame(self) -> Optional[tuple[Camera, Any, float]]:
+        """Block until a camera has a frame (cameras taken in turn) or the node stops."""
+        with self.frames_ready:
+            while not self._stopping:
+                for camera in self.cameras:
+                    frame = camera.take()
+                    if frame is not None:
+                        self.cameras.remove(camera)  # round robin: the served camera goes last
+                        self.cameras.append(camera)
+                        return camera, frame[0], frame[1]
+                self.frames_ready.wait(timeout=0.5)
+        return None
+
+    def _work(self) -> None:
+        while True:
+            item = self._next_frame()
+            if item is None:
+                return
+            try:
+                self.process_frame(*item)
+            except Exception as exc:  # never let one frame stop the worker
+                if self._stopping or not rclpy.ok(context=self.context):
+                    return
+                item[0].counters.failed += 1
+                self.log_throttled(item[0], "failure", f"{item[0].input_topic}: frame failed: {type(exc).__name__}: {exc}")
+
+    def process_frame(self, camera: Camera, msg: Any, received_at: float) -> None:
+        settings = self.settings
+        try:
+            start = time.perf_counter()
+            if isinstance(msg, CompressedImage):
+                image = compressed_msg_to_bgr(msg, settings.max_pixels)
+            else:
+                image = image_msg_to_bgr(msg, settings.max_pixels)
+            convert_ms = (time.perf_counter() - start) * 1e3
+        except BadImageError as exc:
+            camera.counters.add_bad_input(exc.kind)
+            self.log_throttled(camera, exc.kind, f"{camera.input_topic}: bad input image dropped: {exc}")
+            return
+        wanted = camera.wanted_outputs(settings)
+        try:
+            result = self.processor.process(image, settings, wanted)
+        except (RuntimeError, ValueError, MemoryError) as exc:  # out of memory included
+            camera.counters.failed += 1
+            self.log_throttled(camera, "inference", f"{camera.input_topic}: segmentation failed: {exc}")
+            return
+        result.timings_ms["preprocess"] += convert_ms
+        self.publish_outputs(camera, msg.header, image, result, wanted, settings)
+        camera.counters.processed += 1
+        camera.latency.add(time.monotonic() - received_at)
+
+    def publish_outputs(self, camera: Camera, header: Any, image: np.ndarray, result: FrameResult,
+                        wanted: Set[str], settings: NodeSettings) -> None:  # fmt: skip
+        pubs = camera.publishers
+        if "labels" in wanted:
+            pubs["labels"].publish(to_image_msg(result.train_ids, "mono8", header))
+        if result.color is not None:
+            pubs["color"].publish(to_image_msg(result.color, "rgb8", header))
+        if result.overlay is not None:
+            pubs["overlay"].publish(to_image_msg(result.overlay, "rgb8", header))
+        if result.confidence is not None:
+            if settings.confidence_encoding == "32FC1":
+                pubs["confidence"].publish(to_image_msg(result.confidence.astype(np.float32), "32FC1", header))
+            else:
+                scaled = np.clip(result.confidence * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                pubs["confidence"].publish(to_image_msg(scaled, "mono8", header))
+        now = time.monotonic()
+        due = settings.statistics_rate == 0 or now - camera.last_statistics_at >= 1.0 / settings.statistics_rate
+        if "statistics" in wanted and due:
+            camera.last_statistics_at = now
+            pubs["statistics"].publish(self.statistics_message(header, image.shape[:2], result, settings))
+        info = camera.camera_info
+        if "camera_info" in wanted and info is not None:
+            info.header = header
+            pubs["camera_info"].publish(info)
+
+    def statistics_message(self, header: Any, size: tuple, result: FrameResult, settings: NodeSettings) -> ClassStatistics:
+        msg = ClassStatistics(header=header, model=self.model_name, height=int(size[0]), width=int(size[1]))
+        msg.classes = [
+            ClassStatMsg(train_id=s.train_id, name=s.name, pixel_count=s.pixel_count, fraction=s.fraction,
+                         mean_confidence=s.mean_confidence)  # fmt: skip
+            for s in class_stats(result.pixel_counts, result.confidence_sums, settings.class_subset)
+        ]
+        msg.ignored_pixel_count = ignored_count(result.pixel_counts)
+        msg.preprocess_ms = result.timings_ms["preprocess"]
+        msg.inference_ms = result.timings_ms["inference"]
+        msg.postprocess_ms = result.timings_ms["postprocess"]
+        return msg
+
+    # ------------------------------------------------------------------ logging, diagnostics, shutdown
+
+    def log_throttled(self, camera: Camera, kind: str, text: str) -> None:
+        """At most one error per (camera, kind) every log_throttle_s seconds."""
+        key = (camera.input_topic, kind)
+        now = time.monotonic()
+        if now - self._last_log.get(key, -float("inf")) >= self.settings.log_throttle_s:
+            self._last_log[key] = now
+            self.get_logger().error(text)
+
+    def publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [self._camera_status(camera) for camera in self.cameras]
+        self.diagnostics_publisher.publish(array)
+
+    def _camera_status(self, camera: Camera) -> DiagnosticStatus:
+        c = camera.counters
+        values = {
+            "input_topic": camera.input_topic,
+            "model": self.model_name,
+            "device": str(self.predictor.device),
+            "precision": self.settings.precision,
+            "dcnv3_backend": self.dcnv3_backend,
+            "fps": f"{camera.latency.fps():.2f}",
+            "latency_p50_ms": f"{camera.latency.percentile_ms(50):.1f}",
+            "latency_p95_ms": f"{camera.latency.percentile_ms(95):.1f}",
+            "received": str(c.received),
+            "processed": str(c.processed),
+            "dropped": str(c.dropped),
+            "bad_inputs": str(c.bad_inputs),
+            "failed": str(c.failed),
+        }
+        values.update({f"bad_inputs.{kind}": str(n) for kind, n in sorted(c.bad_input_kinds.items())})
+        level = DiagnosticStatus.WARN if c.bad_inputs or c.failed else DiagnosticStatus.OK
+        message = "bad inputs or failures seen" if level else ("segmenting" if c.processed else "waiting for images")
+        return DiagnosticStatus(
+            level=level, name=f"{self.get_name()}: {camera.input_topic}", message=message,
+            hardware_id=str(self.predictor.device), values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )  # fmt: skip
+
+    def destroy_node(self) -> None:
+        with self.frames_ready:
+            self._stopping = True
+            self.frames_ready.notify_all()
+        self._worker.join(timeout=30.0)
+        super().destroy_node()

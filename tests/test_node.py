@@ -1,0 +1,266 @@
+"""cityscapes_seg_node in this process with real rclpy and DDS: outputs, statistics, bad input, runtime
+parameters, and a fast camera into a slow model."""
+
+import copy
+import gc
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+
+from cityscapes_seg_ros import build_segmentor  # noqa: E402
+from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
+from cityscapes_seg_ros.msg import ClassStatistics  # noqa: E402
+from cityscapes_seg_ros.node.node import SegmentationNode  # noqa: E402
+from cityscapes_seg_ros.node.pipeline import DevicePredictor  # noqa: E402
+from cityscapes_seg_ros.visualize import overlay  # noqa: E402
+from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
+
+SEG = "/cam/front/segmentation"
+IMAGE = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny_19_class_model(tiny_t_fixture):
+    """The tiny InternImage-T-like model with a 19-class head and random weights."""
+    config = copy.deepcopy(tiny_t_fixture["config"])
+    config["decode_head"]["num_classes"] = 19
+    config.get("auxiliary_head", {}).update(num_classes=19)
+    return build_segmentor(config, None, "cpu").eval()
+
+
+@pytest.fixture
+def context():
+    context = make_context()
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def start_node(context, tiny_19_class_model):
+    """start_node(**parameters) -> a SegmentationNode spinning in a background thread, and a probe node."""
+    started = []
+
+    def start(model=None, **parameters):
+        parameters.setdefault("image_topics", ["/cam/front/image_raw"])
+        parameters.setdefault("inference_size", [64, 32])
+        parameters.setdefault("dcnv3_backend", "torch")  # the tiny models do not need the compiled op built
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        predictor = DevicePredictor(model or tiny_19_class_model, img_scale=tuple(parameters["inference_size"]))
+        node = SegmentationNode(predictor=predictor, context=context, parameter_overrides=overrides)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        probe = Probe(context)
+        started.append((node, executor, probe))
+        return node, probe
+
+    yield start
+    for node, executor, probe in started:
+        probe.close()
+        executor.shutdown()
+        node.destroy_node()
+
+
+def all_outputs_arrived(probe, topics):
+    return all(probe.messages(t) for t in topics)
+
+
+def test_outputs_have_the_input_size_encodings_and_header(start_node, tiny_19_class_model):
+    node, probe = start_node(outputs=["labels", "color", "overlay", "confidence", "statistics", "camera_info"],
+                             confidence_encoding="32FC1", overlay_alpha=0.4)  # fmt: skip
+    kinds = {"labels": Image, "color": Image, "overlay": Image, "confidence": Image,
+             "statistics": ClassStatistics, "camera_info": CameraInfo}  # fmt: skip
+    for kind, msg_type in kinds.items():
+        probe.listen(msg_type, f"{SEG}/{kind}")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    info = probe.publisher(CameraInfo, "/cam/front/camera_info")
+    info_msg = CameraInfo(width=64, height=48, distortion_model="plumb_bob")
+
+    def publish():
+        info.publish(info_msg)
+        images.publish(bgr_msg(IMAGE, "front_optical", 7, 123))
+
+    topics = [f"{SEG}/{kind}" for kind in kinds]
+    assert probe.wait_for(lambda: all_outputs_arrived(probe, topics), publish=publish), "outputs missing"
+
+    got = {kind: probe.messages(f"{SEG}/{kind}")[-1] for kind in kinds}
+    for kind, msg in got.items():
+        assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == ("front_optical", 7, 123), kind
+    assert [(got[k].encoding, got[k].height, got[k].width) for k in ("labels", "color", "overlay", "confidence")] == [
+        ("mono8", 48, 64), ("rgb8", 48, 64), ("rgb8", 48, 64), ("32FC1", 48, 64)]  # fmt: skip
+    labels = np.frombuffer(got["labels"].data, np.uint8).reshape(48, 64)
+    expected = DevicePredictor(tiny_19_class_model, img_scale=(64, 32)).predict(IMAGE)
+    np.testing.assert_array_equal(labels, expected.train_ids)  # the node segments as the offline API does
+    color = np.frombuffer(got["color"].data, np.uint8).reshape(48, 64, 3)
+    np.testing.assert_array_equal(color, TRAIN_ID_PALETTE[labels])
+    blended = np.frombuffer(got["overlay"].data, np.uint8).reshape(48, 64, 3)
+    np.testing.assert_array_equal(blended, overlay(IMAGE[:, :, ::-1], labels, 0.4))
+    confidence = np.frombuffer(got["confidence"].data, np.float32).reshape(48, 64)
+    np.testing.assert_allclose(confidence, expected.confidence, rtol=1e-5)
+    assert (got["camera_info"].width, got["camera_info"].distortion_model) == (64, "plumb_bob")
+
+    stats = got["statistics"]
+    assert (stats.height, stats.width, len(stats.classes), stats.model) == (48, 64, 19, node.model_name)
+    assert stats.inference_ms > 0 and stats.preprocess_ms > 0 and stats.postprocess_ms > 0
+    counts = np.bincount(labels.ravel(), minlength=256)
+    assert stats.ignored_pixel_count == counts[255]
+    for entry in stats.classes:
+        assert entry.pixel_count == counts[entry.train_id]
+        assert entry.fraction == pytest.approx(counts[entry.train_id] / labels.size)
+        if entry.pixel_count:
+            assert entry.mean_confidence == pytest.approx(confidence[labels == entry.train_id].mean(), rel=1e-4)
+        else:
+            assert np.isnan(entry.mean_confidence)
+
+
+def test_bad_inputs_are_logged_counted_and_the_node_keeps_serving(start_node, capfd):
+    node, probe = start_node(max_pixels=64 * 48, outputs=["labels", "statistics"])
+    probe.listen(Image, f"{SEG}/labels")
+    probe.listen(DiagnosticArray, "/diagnostics")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    counters = node.cameras[0].counters
+    good = bgr_msg(IMAGE)
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(good))
+
+    def bad(**fields):
+        msg = bgr_msg(IMAGE)
+        for name, value in fields.items():
+            setattr(msg, name, value)
+        return msg
+
+    bad_inputs = [
+        bad(encoding="yuv422"),
+        bad(step=100),
+        bad(data=bytes(good.data[:-10])),
+        bad(height=0, width=0, step=0, data=b""),
+        bgr_msg(np.zeros((49, 64, 3), np.uint8)),  # one row above max_pixels
+    ]
+    for count, msg in enumerate(bad_inputs, start=1):
+        images.publish(msg)
+        assert probe.wait_for(lambda: counters.bad_inputs == count, timeout=20), f"bad input {count} not counted"
+    before = len(probe.messages(f"{SEG}/labels"))
+    assert probe.wait_for(lambda: len(probe.messages(f"{SEG}/labels")) > before, publish=lambda: images.publish(good))
+
+    assert counters.bad_input_kinds == {"unsupported_encoding": 1, "bad_step": 1, "size_mismatch": 1, "empty": 1,
+                                       "too_large": 1}
+    assert probe.wait_for(lambda: any(_diagnostic(m, "bad_inputs") == "5" for m in probe.messages("/diagnostics")))
+    status_values = _values(probe.messages("/diagnostics")[-1])
+    assert {"fps", "latency_p50_ms", "latency_p95_ms", "dropped", "device", "dcnv3_backend", "model"} <= set(status_values)
+    assert status_values["device"] == "cpu" and status_values["bad_inputs.too_large"] == "1"
+    err = capfd.readouterr().err
+    for words in ("unsupported encoding 'yuv422'", "step 100", "data holds", "exceeds max_pixels 3072"):
+        assert re.search(r"\[ERROR\].*/cam/front/image_raw: bad input image dropped: .*" + re.escape(words), err), words
+
+
+def _values(diagnostics: DiagnosticArray) -> dict:
+    return {kv.key: kv.value for kv in diagnostics.status[0].values}
+
+
+def _diagnostic(diagnostics: DiagnosticArray, key: str):
+    return _values(diagnostics).get(key) if diagnostics.status else None
+
+
+def test_compressed_input_and_a_corrupt_jpeg(start_node):
+    import cv2
+
+    node, probe = start_node(input_transport="compressed", outputs=["labels"])
+    probe.listen(Image, f"{SEG}/labels")
+    compressed = probe.publisher(CompressedImage, "/cam/front/image_raw/compressed")
+    jpeg = cv2.imencode(".jpg", IMAGE)[1].tobytes()
+    good = CompressedImage(format="jpeg", data=jpeg)
+    good.header.frame_id = "front"
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: compressed.publish(good))
+    labels = probe.messages(f"{SEG}/labels")[-1]
+    assert (labels.width, labels.height, labels.header.frame_id) == (64, 48, "front")
+    compressed.publish(CompressedImage(format="jpeg", data=jpeg[: len(jpeg) // 3]))
+    assert probe.wait_for(lambda: node.cameras[0].counters.bad_input_kinds.get("corrupt") == 1, timeout=20)
+
+
+def test_runtime_parameter_changes_are_checked_and_applied(start_node):
+    node, probe = start_node(outputs=["labels", "statistics"])
+    rejected = {
+        "overlay_alpha": (1.5, "out of range"),
+        "mode": ("tiles", "'tiles' is not one of whole, slide"),
+        "classes": (["road", "unicorn"], "unknown class(es) ['unicorn']"),
+        "model": ("upernet_internimage_xl_512x1024_160k_cityscapes", "read-only"),
+        "outputs": (["labels", "labels"], "listed twice"),
+    }
+    for name, (value, reason) in rejected.items():
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and reason in result.reason, (name, result.reason)
+    assert node.settings.overlay_alpha == 0.5 and node.settings.mode == "whole"
+
+    assert node.set_parameters([Parameter("classes", value=["road", "car"])])[0].successful
+    assert node.settings.class_subset == (0, 13)
+    probe.listen(ClassStatistics, f"{SEG}/statistics")
+    probe.listen(Image, f"{SEG}/labels")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/statistics") and probe.messages(f"{SEG}/labels"),
+                          publish=lambda: images.publish(bgr_msg(IMAGE)))  # fmt: skip
+    stats = probe.messages(f"{SEG}/statistics")[-1]
+    assert [c.name for c in stats.classes] == ["road", "car"]
+    labels = np.frombuffer(probe.messages(f"{SEG}/labels")[-1].data, np.uint8)
+    assert set(np.unique(labels)) <= {0, 13, 255}
+    assert stats.ignored_pixel_count == np.count_nonzero(labels == 255)
+
+
+class SlowModel:
+    """Wraps a model's forward with a delay: a network much slower than the camera."""
+
+    def __init__(self, model, delay_s):
+        self.model, self.delay_s = model, delay_s
+
+    def __enter__(self):
+        self.original = self.model.forward
+        self.model.forward = lambda x: (time.sleep(self.delay_s), self.original(x))[1]
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.forward = self.original
+
+
+def frames_alive(nbytes: int) -> int:
+    """Image messages of ``nbytes`` of data held anywhere in this process (the node's slot, its worker, ...)."""
+    return sum(1 for obj in gc.get_objects() if type(obj) is Image and len(obj.data) == nbytes)
+
+
+def test_a_30_hz_camera_into_a_slow_model_keeps_the_newest_frame(start_node, tiny_19_class_model):
+    with SlowModel(tiny_19_class_model, 0.3) as slow_model:
+        node, probe = start_node(model=slow_model, outputs=["labels"])
+        probe.listen(Image, f"{SEG}/labels")
+        images = probe.publisher(Image, "/cam/front/image_raw")
+        frame = np.random.default_rng(4).integers(0, 256, (720, 960, 3), dtype=np.uint8)  # 2 MB
+        msg = bgr_msg(frame, stamp_sec=0)
+        assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(msg))
+        camera = node.cameras[0]
+        alive, largest_slot = [], 0
+        sent = 120  # 4 s at 30 Hz: 240 MB of images
+        for index in range(1, sent + 1):
+            msg.header.stamp.sec = index
+            images.publish(msg)
+            largest_slot = max(largest_slot, int(camera.pending is not None))
+            if index % 10 == 0:
+                alive.append(frames_alive(frame.nbytes))
+            time.sleep(1 / 30)
+        counters = camera.counters
+        assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels")[-1].header.stamp.sec == sent, timeout=30)
+        time.sleep(0.5)  # let a wrongly queued older frame show up, if there were one
+        assert probe.messages(f"{SEG}/labels")[-1].header.stamp.sec == sent  # the newest frame was processed last
+        assert counters.processed < 40 and counters.dropped >= 70
+        assert counters.received == counters.processed + counters.dropped
+        # Memory is bounded: besides the probe's own message, only the frame waiting in the slot and the one
+        # being segmented are alive, however far the publisher is ahead.
+        assert largest_slot <= 1 and max(alive) <= 3, alive
+        stamps = [m.header.stamp.sec for m in probe.messages(f"{SEG}/labels")]
+        assert stamps == sorted(stamps)
