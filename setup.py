@@ -37,6 +37,7 @@ setup(
     entry_points={
         "console_scripts": [
             "cityscapes-seg = cityscapes_seg_ros.cli.main:main",
+            "cityscapes-seg-bag = cityscapes_seg_ros.cli.bag_main:main",
         ],
     },
     data_files=[
