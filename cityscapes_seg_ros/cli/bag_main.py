@@ -152,7 +152,7 @@ def run_replay(args: argparse.Namespace) -> int:
     )  # fmt: skip
     stats = replay_bag(args.bag, options)
     log.info("published %d messages in %.1f s", stats.published, stats.wall_sec)
-    return 0
+    return 1 if stats.problem else 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
