@@ -23,6 +23,8 @@ setup(
         "huggingface_hub>=0.23",
         "tqdm>=4.60",
         "PyYAML>=6.0",
+        "Pillow>=9.0",  # reads label PNGs as the official evaluator does (palette PNGs give indices)
+        "matplotlib>=3.5",  # evaluation plots
     ],
     extras_require={
         "ros": [
@@ -32,11 +34,19 @@ setup(
             "ros-std-msgs",
             "ros-diagnostic-msgs",
         ],
-        "test": ["pytest>=7", "catkin-pkg>=1.0", "cityscapesscripts>=2.2", "ninja>=1.11"],
+        "test": [
+            "pytest>=7",
+            "catkin-pkg>=1.0",
+            "cityscapesscripts>=2.2",
+            "ninja>=1.11",
+            # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
+            "numpy<2.4",
+        ],
     },
     entry_points={
         "console_scripts": [
             "cityscapes-seg = cityscapes_seg_ros.cli.main:main",
+            "cityscapes-seg-eval = cityscapes_seg_ros.cli.eval_main:main",
             "cityscapes-seg-bag = cityscapes_seg_ros.cli.bag_main:main",
         ],
     },
