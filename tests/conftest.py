@@ -1,4 +1,5 @@
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,11 @@ FIXTURES = ("official_tiny_upernet_t_like", "official_tiny_upernet_l_like", "off
 
 # The machines running the tests have 2 cores; keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# ROS 2 tests: a DDS domain of this test session's own (other sessions' tests share the machine), discovery
+# on the loopback interface only. Set before anything initialises rclpy; subprocesses inherit it.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randrange(1, 101)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
 def load_fixture(name: str) -> dict:
