@@ -20,10 +20,10 @@ IMAGE_SIZE = (64, 128)  # (h, w)
 TINY_SCALE = "128x64"  # keep the test pipeline at the images' own size
 
 
-def make_split(root: Path, frames_per_city: int = 2, cities=("aachen", "bochum")) -> List:
+def make_split(root: Path, frames_per_city: int = 2, cities=("aachen", "bochum"), size=IMAGE_SIZE) -> List:
     """leftImg8bit/val and gtFine/val (labels and instances) of random images and plausible GT."""
     return write_split(root, root / "unused_predictions", cities=cities, frames_per_city=frames_per_city,
-                       size=IMAGE_SIZE, with_images=True)  # fmt: skip
+                       size=size, with_images=True)  # fmt: skip
 
 
 def make_bag(root: Path, out: Path, *extra: str) -> Path:

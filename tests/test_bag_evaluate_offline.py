@@ -81,11 +81,13 @@ def test_frames_without_ground_truth_are_counted_and_the_rest_scored(tmp_path, m
     assert report["scores"] == scores_of_predict_cli(root, tmp_path / "predict", model_files, gt_files[:1] + gt_files[2:])
 
 
-def test_truncated_bag_keeps_the_frames_before_the_break(split, tmp_path, model_files, caplog):
-    bag = make_bag(split, tmp_path / "bag")
+def test_truncated_bag_keeps_the_frames_before_the_break(tmp_path, model_files, caplog):
+    root = tmp_path / "cs"
+    make_split(root, size=(384, 768))  # about 2 MB a frame: the MCAP writer closes a chunk (1 MiB) per frame
+    bag = make_bag(root, tmp_path / "bag")
     storage = bag / "bag.mcap"
     data = storage.read_bytes()
-    storage.write_bytes(data[: len(data) * 6 // 10])  # cut in the third frame or so
+    storage.write_bytes(data[: len(data) * 6 // 10])  # a recording cut short: no footer, a frame cut in half
 
     code = bag_main(offline_args(bag, tmp_path / "eval", model_files))
     assert code == 1
@@ -94,6 +96,9 @@ def test_truncated_bag_keeps_the_frames_before_the_break(split, tmp_path, model_
     assert 1 <= report["frames"]["scored"] < 4
     assert report["scores"] is not None and (tmp_path / "eval" / "report.md").is_file()
     assert "truncated or corrupt" in caplog.text
+
+    storage.write_bytes(data[:200])  # nothing left but the header: a clear error, no report
+    assert bag_main(offline_args(bag, tmp_path / "eval2", model_files)) == 2
 
 
 def test_unknown_topic_and_missing_model_fail_clearly(split, tmp_path, model_files, capsys):

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import yaml
 
+from .mcap_salvage import McapScan, mcap_files
+
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_TOPIC = "/cam/front/image_raw"
@@ -122,6 +124,7 @@ class BagSummary:
     start_ns: int
     end_ns: int
     custom: Dict[str, str] = field(default_factory=dict)
+    damaged: Optional[str] = None  # why the bag could not be opened normally (then it was scanned)
 
     def require(self, topic: str, msgtypes: Sequence[str], what: str) -> TopicInfo:
         """The topic's info, or a BagError naming the topics the bag does hold."""
@@ -162,13 +165,32 @@ def read_custom_data(path: Path) -> Dict[str, str]:
 
 
 def summarize(path: Path) -> BagSummary:
-    reader = open_reader(path)
+    """Topics, counts and times; a damaged MCAP bag is scanned as far as it goes (``damaged`` says why)."""
+    try:
+        reader = open_reader(path)
+    except BagError as exc:
+        if not mcap_files(path):
+            raise
+        return salvaged_summary(Path(path), str(exc))
     try:
         topics = {name: TopicInfo(name, info.msgtype, info.msgcount) for name, info in reader.topics.items()}
         custom = read_custom_data(Path(path))
         return BagSummary(Path(path), topics, reader.start_time, reader.end_time, custom)
     finally:
         reader.close()
+
+
+def salvaged_summary(path: Path, reason: str) -> BagSummary:
+    topics: Dict[str, TopicInfo] = {}
+    times = []
+    for file in mcap_files(path):
+        for topic, msgtype, log_time, _ in McapScan(file).messages():
+            topics.setdefault(topic, TopicInfo(topic, msgtype, 0)).count += 1
+            times.append(log_time)
+    if not topics:
+        raise BagError(f"{reason}; no complete message could be read from its MCAP file either")
+    log.warning("%s; reading the MCAP records sequentially", reason)
+    return BagSummary(path, topics, min(times, default=0), max(times, default=0), read_custom_data(path), damaged=reason)
 
 
 @dataclass
@@ -184,27 +206,47 @@ def read_messages(
 ) -> Iterator[Tuple[str, str, int, bytes]]:
     """(topic, msgtype, bag time ns, CDR bytes) of the given topics in bag-time order.
 
-    A bag that breaks off part-way (a truncated file, a corrupt chunk) ends the iteration; the reason
-    goes into ``problem`` (or raises BagError when none is given), so callers keep what was read.
+    A bag that breaks off part-way (a truncated file, a corrupt chunk, an MCAP file without its end)
+    ends the iteration; the reason goes into ``problem`` (or raises BagError when none is given), so
+    callers keep what was read.
     """
-    reader = open_reader(path)
+    wanted, count = set(topics), 0
     try:
-        connections = [c for c in reader.connections if c.topic in set(topics)]
-        count = 0
+        reader = open_reader(path)
+    except BagError as exc:
+        if not mcap_files(path):
+            raise
+        reader, reason = None, str(exc)
+    if reader is None:
+        for file in mcap_files(path):
+            scan = McapScan(file)
+            for topic, msgtype, log_time, data in scan.messages():
+                if topic in wanted and (start_ns is None or log_time >= start_ns):
+                    count += 1
+                    yield topic, msgtype, log_time, data
+            reason += f"; {file.name}: {scan.reason}" if scan.reason else ""
+        report_problem(f"{path}: bag is truncated or corrupt ({reason}); {count} messages read up to the break", problem)
+    else:
         try:
-            for connection, timestamp, data in reader.messages(connections=connections, start=start_ns):
-                count += 1
-                yield connection.topic, connection.msgtype, timestamp, bytes(data)
-        except Exception as exc:  # noqa: BLE001 - any storage error means "the bag ends here"
-            reason = f"{path}: bag is truncated or corrupt after {count} messages ({type(exc).__name__}: {exc})"
-            if problem is None:
-                raise BagError(reason) from exc
-            problem.message = reason
-            log.error("%s; keeping what was read", reason)
-        if problem is not None:
-            problem.messages_read = count
-    finally:
-        reader.close()
+            connections = [c for c in reader.connections if c.topic in wanted]
+            try:
+                for connection, timestamp, data in reader.messages(connections=connections, start=start_ns):
+                    count += 1
+                    yield connection.topic, connection.msgtype, timestamp, bytes(data)
+            except Exception as exc:  # noqa: BLE001 - any storage error means "the bag ends here"
+                reason = f"{path}: bag is truncated or corrupt after {count} messages ({type(exc).__name__}: {exc})"
+                report_problem(reason, problem)
+        finally:
+            reader.close()
+    if problem is not None:
+        problem.messages_read = count
+
+
+def report_problem(reason: str, problem: Optional[ReadProblem]) -> None:
+    if problem is None:
+        raise BagError(reason)
+    problem.message = reason
+    log.error("%s; keeping what was read", reason)
 
 
 def deserialize(store, data: bytes, msgtype: str):
