@@ -54,6 +54,7 @@ class EvaluateOptions:
     params_file: Optional[Path] = None
     node_args: List[str] = field(default_factory=list)
     use_running_node: bool = False
+    node_module: Optional[str] = None  # python -m MODULE; None: cityscapes_seg_ros.node
     record: Optional[Path] = None
     rate: float = 1.0
     ready_timeout: float = 300.0
@@ -199,6 +200,7 @@ def evaluate_bag(bag: Path, options: EvaluateOptions):
     from .report import build_report, write_report
 
     bag = Path(bag)
+    options.out = Path(options.out or default_out_dir(bag, options.offline))
     summary = summarize(bag)
     image_topic = choose_image_topic(summary, options.image_topic)
     if options.offline:
@@ -210,8 +212,7 @@ def evaluate_bag(bag: Path, options: EvaluateOptions):
     outcome = score_predictions(bag, summary, options, collected.store)
     names = frame_names(summary)
     report = build_report(bag, "offline" if options.offline else "live", image_topic, collected, outcome, names)
-    out_dir = options.out or default_out_dir(bag, options.offline)
-    write_report(report, out_dir)
+    write_report(report, options.out)
     return report
 
 

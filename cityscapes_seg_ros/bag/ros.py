@@ -69,6 +69,14 @@ def reliable_qos(depth: int = 10, reliable: bool = True):
     )
 
 
+def publisher_is_reliable(node, topic: str) -> bool:
+    """Subscribe as the node publishes: a reliable subscriber would not match a best-effort publisher."""
+    from rclpy.qos import ReliabilityPolicy
+
+    infos = node.get_publishers_info_by_topic(topic)
+    return not infos or all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+
+
 def wait_until(condition: Callable[[], bool], timeout_sec: float, poll_sec: float = 0.05) -> bool:
     """Poll ``condition`` until true or the timeout passes; True when it came true."""
     deadline = time.monotonic() + timeout_sec

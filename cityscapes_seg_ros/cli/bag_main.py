@@ -92,15 +92,17 @@ def add_evaluate_parser(sub) -> None:
     evaluate.add_argument("--model", default=None,
                           help="model name or a YAML/JSON mmseg model config file (offline; live: the node's model parameter)")
     evaluate.add_argument("--checkpoint", default=None, help="local .pth, 'hub' or hf://...; none = random weights (offline)")
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
+    evaluate.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:<index>")
+    evaluate.add_argument("--precision", default=None, choices=list(PRECISIONS), help="default fp32")
     evaluate.add_argument("--mode", default="whole", choices=list(MODES))
     evaluate.add_argument("--tta", default="none", choices=list(TTA_CHOICES))
     evaluate.add_argument("--img-scale", default="2048x1024", type=parse_scale, metavar="LONGxSHORT")
     evaluate.add_argument("--params-file", type=Path, default=None, help="the node's ROS parameter file (live)")
-    evaluate.add_argument("--node-arg", action="append", default=[], metavar="NAME:=VALUE",
+    evaluate.add_argument("--node-arg", dest="node_args", action="append", default=[], metavar="NAME:=VALUE",
                           help="extra node parameter (live), e.g. --node-arg precision:=fp16")
     evaluate.add_argument("--use-running-node", action="store_true", help="do not start the node; use the one running")
+    evaluate.add_argument("--node-module", default=None, metavar="MODULE",
+                          help="start `python -m MODULE` instead of cityscapes_seg_ros.node (same parameters and topics)")
     evaluate.add_argument("--record", type=Path, default=None, metavar="OUT_BAG", help="record the node's outputs into a bag (live)")
     evaluate.add_argument("--rate", type=float, default=1.0, help="replay speed factor (live, default 1)")
     evaluate.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the node to come up")
