@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
-import cv2
 import numpy as np
 import yaml
 from tqdm import tqdm
 
 from ..builder import build_segmentor
+from ..image_io import read_bgr, write_png
 from ..inference import Prediction, Predictor
 from ..labels import train_ids_to_label_ids
 from ..visualize import colorize, overlay
@@ -55,26 +54,6 @@ def find_images(inputs: Iterable[str]) -> Tuple[List[ImageJob], List[str]]:
         seen[job.relative] = job.source
         unique.append(job)
     return unique, problems
-
-
-def read_bgr(path: Path) -> np.ndarray:
-    """Read an image as 3-channel uint8 BGR (grey and alpha images converted, as mmcv does)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError("not a readable image (corrupt, truncated or unsupported format)")
-    return image
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write atomically: a killed run never leaves a half-written PNG behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
 
 
 def output_paths(out_dir: Path, job: ImageJob) -> Dict[str, Path]:

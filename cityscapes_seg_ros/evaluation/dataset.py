@@ -13,7 +13,7 @@ import bisect
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 from .scoring import ScorePair
 
@@ -103,13 +103,13 @@ def match_predictions(gt_files: Sequence[Path], prediction_dir: PathLike) -> Lis
             pairs.append(ScorePair(found[0], gt, label_instances))
     if missing:
         raise DatasetError(f"no prediction in {prediction_dir} for {len(missing)} of {len(gt_files)} ground-truth "
-                           f"files ({_listing(f'{frame_key(p.name)}*.png' for p in missing)})")  # fmt: skip
+                           f"files ({listing(f'{frame_key(p.name)}*.png' for p in missing)})")  # fmt: skip
     if ambiguous:
         raise DatasetError(f"several predictions in {prediction_dir} match one ground-truth file "
-                           f"({_listing(ambiguous)})")  # fmt: skip
+                           f"({listing(ambiguous)})")  # fmt: skip
     missing_instances = [p.gt_instance_ids for p in pairs if not p.gt_instance_ids.is_file()]
     if missing_instances:
-        raise DatasetError(f"instance ground truth missing ({_listing(str(p) for p in missing_instances)})")
+        raise DatasetError(f"instance ground truth missing ({listing(str(p) for p in missing_instances)})")
     return pairs
 
 
@@ -136,17 +136,18 @@ def find_samples(root: PathLike, split: str = "val") -> List[Sample]:
         samples.append(Sample(key, relative, image, gt, instance_file(gt)))
     if without_gt:
         raise DatasetError(f"{len(without_gt)} images have no ground truth in {gt_folder} "
-                           f"({_listing(without_gt)})")  # fmt: skip
+                           f"({listing(without_gt)})")  # fmt: skip
     if gt_by_key:
         raise DatasetError(f"{len(gt_by_key)} ground-truth files have no image in {image_folder} "
-                           f"({_listing(str(p) for p in gt_by_key.values())})")  # fmt: skip
+                           f"({listing(str(p) for p in gt_by_key.values())})")  # fmt: skip
     missing_instances = [str(s.gt_instance_ids) for s in samples if not s.gt_instance_ids.is_file()]
     if missing_instances:
-        raise DatasetError(f"instance ground truth missing ({_listing(missing_instances)})")
+        raise DatasetError(f"instance ground truth missing ({listing(missing_instances)})")
     return samples
 
 
-def _listing(items) -> str:
+def listing(items: Iterable[str]) -> str:
+    """The first few items and a count of the rest, for error messages."""
     items = list(items)
     shown = ", ".join(items[:MAX_LISTED])
     return shown + (f", and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import List, Optional, Sequence
@@ -46,7 +47,8 @@ def official_matches(gt_files: Sequence[Path], prediction_dir: Path) -> List[Pat
 def official_scores(predictions: Sequence[Path], gt_label_files: Sequence[Path]) -> dict:
     """Score with the official code; returns this package's schema (NaN -> None)."""
     official = _module()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # its np.in1d
         raw = official.evaluateImgLists([str(p) for p in predictions], [str(p) for p in gt_label_files],
                                         official_args())  # fmt: skip
     classes = {lb.name: {"iou": _value(raw["classScores"][lb.name]), "iiou": _value(raw["classInstScores"][lb.name])}

@@ -21,6 +21,7 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -29,6 +30,7 @@ from ..labels import LABEL_BY_ID, LABELS, TRAIN_LABELS
 PathLike = Union[str, Path]
 
 NUM_LABEL_IDS = max(label.id for label in LABELS) + 1  # 34: the official matrix covers ids 0..33
+FLOAT32_EXACT_LIMIT = 2**24  # integers up to this are exact in float32
 INSTANCE_ID_OFFSET = 1000  # instance ids are label_id * 1000 + index; smaller values are not instances
 
 # The official average instance size per class (pixels), the weights of the iIoU.
@@ -124,45 +126,17 @@ class Accumulator:
         gt = _check_label_image(gt_label_ids, "ground truth")
         if pred.shape != gt.shape:
             raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
-        codes = gt.astype(np.uint16) * NUM_LABEL_IDS + pred
-        counts = np.bincount(codes.ravel(), minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
-        self.confusion += counts.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
-        if gt_instance_ids is not None:
-            self._add_instances(pred, np.asarray(gt_instance_ids))
+        counts = confusion_counts(gt, pred)
+        # Everything is computed (and checked) before anything is added: a bad image leaves no trace.
+        instance_counts = None if gt_instance_ids is None else _instance_counts(pred, np.asarray(gt_instance_ids))
+        self.confusion += counts
+        if instance_counts is not None:
+            class_tp, class_fn, category_tp, category_fn = instance_counts
+            self.class_tp_weighted += class_tp
+            self.class_fn_weighted += class_fn
+            self.category_tp_weighted += category_tp
+            self.category_fn_weighted += category_fn
         self.images += 1
-
-    def _add_instances(self, pred: np.ndarray, instance_ids: np.ndarray) -> None:
-        if instance_ids.shape != pred.shape:
-            raise ValueError(f"instance ids {instance_ids.shape} and prediction {pred.shape} differ in size")
-        is_instance = instance_ids > INSTANCE_ID_OFFSET
-        ids = instance_ids[is_instance].astype(np.int64)
-        if ids.size == 0:
-            return
-        predicted = pred[is_instance]
-        label_ids = ids // INSTANCE_ID_OFFSET
-        if label_ids.max() >= NUM_LABEL_IDS:
-            raise ValueError(f"instance id {ids.max()} names label id {label_ids.max()}, which does not exist")
-        sizes = np.bincount(ids)
-        class_hits = np.bincount(ids[predicted == label_ids], minlength=sizes.size)
-        category_hits = np.bincount(ids[CATEGORY_HIT[label_ids, predicted]], minlength=sizes.size)
-
-        instances = np.flatnonzero(sizes)
-        instance_labels = instances // INSTANCE_ID_OFFSET
-        _check_instance_labels(instance_labels)
-        rows = INSTANCE_ROW[instance_labels]
-        scored = rows >= 0  # caravan and trailer instances are ignored, as officially
-        instances, instance_labels, rows = instances[scored], instance_labels[scored], rows[scored]
-        size = sizes[instances].astype(np.float64)
-        weight = WEIGHT_BY_ID[instance_labels] / size
-        tp = class_hits[instances] * weight
-        self.class_tp_weighted += np.bincount(rows, tp, minlength=len(INSTANCE_CLASS_IDS))
-        self.class_fn_weighted += np.bincount(rows, (size - class_hits[instances]) * weight,
-                                              minlength=len(INSTANCE_CLASS_IDS))  # fmt: skip
-        category_rows = CATEGORY_ROW[instance_labels]
-        category_tp = category_hits[instances] * weight
-        category_fn = (size - category_hits[instances]) * weight
-        self.category_tp_weighted += np.bincount(category_rows, category_tp, minlength=len(INSTANCE_CATEGORIES))
-        self.category_fn_weighted += np.bincount(category_rows, category_fn, minlength=len(INSTANCE_CATEGORIES))
 
     def merge(self, other: "Accumulator") -> None:
         """Add another accumulator's counts (e.g. from another process or another data set part)."""
@@ -214,6 +188,55 @@ class Accumulator:
         return int(self.confusion[np.ix_(others, list(predicted_ids))].sum())
 
 
+def confusion_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """[34, 34] int64 pixel counts of (ground truth id, predicted id) for uint8 ids 0..33."""
+    if gt.size < FLOAT32_EXACT_LIMIT:  # OpenCV's histogram is faster, and exact while counts fit a float32
+        ranges = [0, NUM_LABEL_IDS, 0, NUM_LABEL_IDS]
+        gt, pred = np.ascontiguousarray(gt), np.ascontiguousarray(pred)
+        histogram = cv2.calcHist([gt, pred], [0, 1], None, [NUM_LABEL_IDS, NUM_LABEL_IDS], ranges)
+        return histogram.astype(np.int64)
+    codes = gt.astype(np.uint16) * NUM_LABEL_IDS + pred
+    return np.bincount(codes.ravel(), minlength=NUM_LABEL_IDS * NUM_LABEL_IDS).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
+
+
+def _instance_counts(pred: np.ndarray, instance_ids: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """Instance-weighted TP and FN per instance class and per instance category, for one image.
+
+    One bincount over (instance id, predicted id) gives every instance's size and its predicted ids.
+    """
+    if instance_ids.shape != pred.shape:
+        raise ValueError(f"instance ids {instance_ids.shape} and prediction {pred.shape} differ in size")
+    classes, categories = len(INSTANCE_CLASS_IDS), len(INSTANCE_CATEGORIES)
+    highest = int(instance_ids.max()) if instance_ids.size else 0
+    if highest <= INSTANCE_ID_OFFSET:
+        return np.zeros(classes), np.zeros(classes), np.zeros(categories), np.zeros(categories)
+    if highest // INSTANCE_ID_OFFSET >= NUM_LABEL_IDS:
+        raise ValueError(f"instance id {highest} names label id {highest // INSTANCE_ID_OFFSET}, which does not exist")
+    if instance_ids.dtype.kind == "i":
+        instance_ids = np.maximum(instance_ids, 0)  # negative values are no instances either
+    codes = instance_ids.astype(np.uint32) * NUM_LABEL_IDS + pred
+    histogram = np.bincount(codes.ravel(), minlength=(highest + 1) * NUM_LABEL_IDS).reshape(-1, NUM_LABEL_IDS)
+    sizes = histogram[INSTANCE_ID_OFFSET + 1 :].sum(axis=1)
+    instances = np.flatnonzero(sizes) + INSTANCE_ID_OFFSET + 1
+    instance_labels = instances // INSTANCE_ID_OFFSET
+    _check_instance_labels(instance_labels)
+    rows = INSTANCE_ROW[instance_labels]
+    scored = rows >= 0  # caravan and trailer instances are ignored, as officially
+    instances, instance_labels, rows = instances[scored], instance_labels[scored], rows[scored]
+    predicted = histogram[instances]  # [instance, predicted id] pixel counts
+    size = predicted.sum(axis=1).astype(np.float64)
+    class_hits = predicted[np.arange(len(instances)), instance_labels]
+    category_hits = (predicted * CATEGORY_HIT[instance_labels]).sum(axis=1)
+    weight = WEIGHT_BY_ID[instance_labels] / size
+    category_rows = CATEGORY_ROW[instance_labels]
+    return (
+        np.bincount(rows, class_hits * weight, minlength=classes),
+        np.bincount(rows, (size - class_hits) * weight, minlength=classes),
+        np.bincount(category_rows, category_hits * weight, minlength=categories),
+        np.bincount(category_rows, (size - category_hits) * weight, minlength=categories),
+    )
+
+
 def _ratio(true_positives: float, false_positives: float, false_negatives: float) -> Optional[float]:
     denominator = true_positives + false_positives + false_negatives
     return float(true_positives) / float(denominator) if denominator > 0 else None
@@ -248,8 +271,29 @@ def _check_instance_labels(instance_labels: np.ndarray) -> None:
                              "which has no instances")  # fmt: skip
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GREY_COLOR_TYPE = 0
+
+
 def read_label_image(path: PathLike) -> np.ndarray:
-    """A label-id or instance-id PNG as the official evaluator reads it (PIL: palette PNGs give indices)."""
+    """A label-id or instance-id PNG as the official evaluator reads it (with PIL).
+
+    8- and 16-bit grey PNGs (the official formats) are decoded by OpenCV, which gives the same array faster;
+    anything else (palette PNGs give their indices, as in PIL) by PIL.
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from None
+    header = data[:26].tobytes()
+    if header[:8] == PNG_SIGNATURE and header[24] in (8, 16) and header[25] == GREY_COLOR_TYPE:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if image is not None and image.ndim == 2:
+            return image
+    return _read_with_pil(path)
+
+
+def _read_with_pil(path: PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -32,13 +32,20 @@ class SyntheticFrame:
 
 
 def make_frame(
-    key: str, size: Tuple[int, int], rng: np.random.Generator, absent_ids: Iterable[int] = (), objects: int = 12
+    key: str,
+    size: Tuple[int, int],
+    rng: np.random.Generator,
+    absent_ids: Iterable[int] = (),
+    predicted_only_ids: Iterable[int] = (),
+    objects: int = 12,
 ) -> SyntheticFrame:
-    """One ground truth and prediction of ``size`` (h, w); ``absent_ids`` appear in neither."""
+    """One ground truth and prediction of ``size`` (h, w); ``absent_ids`` appear in neither,
+    ``predicted_only_ids`` only in the prediction."""
     height, width = size
     absent = set(absent_ids)
-    stuff = np.array([i for i in STUFF_IDS if i not in absent])
-    things = np.array([i for i in INSTANCE_IDS if i not in absent])
+    not_in_gt = absent | set(predicted_only_ids)
+    stuff = np.array([i for i in STUFF_IDS if i not in not_in_gt])
+    things = np.array([i for i in INSTANCE_IDS if i not in not_in_gt])
     grid = rng.choice(stuff, size=(8, 16))
     labels = cv2.resize(grid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     instances = labels.astype(np.uint16)
@@ -76,7 +83,9 @@ def write_split(
     size: Tuple[int, int] = (64, 128),
     seed: int = 0,
     absent_ids: Iterable[int] = (),
+    predicted_only_ids: Iterable[int] = (),
     with_images: bool = False,
+    objects: int = 12,
 ) -> List[SyntheticFrame]:
     """Write gtFine/<split> (and leftImg8bit/<split> with random pixels) under ``root`` and the predictions
     as <prediction_dir>/<city>/<key>_leftImg8bit.png."""
@@ -84,7 +93,7 @@ def write_split(
     frames = []
     for city in cities:
         for index in range(frames_per_city):
-            frame = make_frame(f"{city}_{index:06d}_{19 + index:06d}", size, rng, absent_ids)
+            frame = make_frame(f"{city}_{index:06d}_{19 + index:06d}", size, rng, absent_ids, predicted_only_ids, objects)
             gt_dir = root / "gtFine" / split / city
             gt_dir.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(gt_dir / f"{frame.key}{GT_LABELS_SUFFIX}"), frame.gt_label_ids)
