@@ -33,7 +33,10 @@ setup(
             "ros-sensor-msgs",
             "ros-std-msgs",
             "ros-diagnostic-msgs",
+            "ros-rosgraph-msgs",  # /clock of cityscapes-seg-bag replay
         ],
+        # cityscapes-seg-bag: bag files without ROS (rosbags); replay and live evaluation add the ros extra.
+        "bag": ["rosbags>=0.10"],
         "test": [
             "pytest>=7",
             "catkin-pkg>=1.0",
@@ -41,6 +44,13 @@ setup(
             "ninja>=1.11",
             # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
             "numpy<2.4",
+            # the bag tools and their ROS 2 tests (replay and live evaluation across processes)
+            "rosbags>=0.10",
+            "ros-rclpy",
+            "ros-rmw-fastrtps-cpp",
+            "ros-sensor-msgs",
+            "ros-std-msgs",
+            "ros-rosgraph-msgs",
         ],
     },
     entry_points={

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..cli.predict import IMAGE_EXTENSIONS, read_bgr
+from ..cli.predict import IMAGE_EXTENSIONS
+from ..image_io import read_bgr
 from .bagio import (
     CAMERA_INFO_TYPE,
     COMPRESSED_IMAGE_TYPE,

@@ -9,7 +9,7 @@ from typing import Dict, Iterator, Optional
 import cv2
 import numpy as np
 
-from ..cli.predict import write_png
+from ..image_io import write_png
 
 
 class PredictionStore:

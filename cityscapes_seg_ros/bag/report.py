@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+
+from ..image_io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +167,13 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(report: Report, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.files["json"] = out_dir / "report.json"
-    write_text(report.files["json"], json.dumps(report.data, indent=2))
+    write_atomic(report.files["json"], json.dumps(report.data, indent=2).encode("utf-8"))
     report.files["markdown"] = out_dir / "report.md"
-    write_text(report.files["markdown"], markdown(report.data))
+    write_atomic(report.files["markdown"], markdown(report.data).encode("utf-8"))
     report.files.update(plot(report.data, out_dir))
     print(markdown(report.data))
     for problem in report.problems:

@@ -173,6 +173,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger(name).setLevel(level)
     runners = {"from-cityscapes": run_convert, "replay": run_replay, "evaluate": run_evaluate}
     try:
+        import rosbags  # noqa: F401
+    except ImportError:
+        print("cityscapes-seg-bag: error: the bag tools need rosbags: pip install 'cityscapes_seg_ros[bag]'", file=sys.stderr)
+        return 2
+    try:
         return runners[args.command](args)
     except KeyboardInterrupt:
         print("cityscapes-seg-bag: interrupted", file=sys.stderr)
