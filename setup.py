@@ -7,7 +7,14 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 # ROS 2 (kilted) wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses.
-ROS_RUNTIME = ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs"]
+ROS_RUNTIME = [
+    "ros-rclpy",
+    "ros-rmw-fastrtps-cpp",
+    "ros-sensor-msgs",
+    "ros-std-msgs",
+    "ros-diagnostic-msgs",
+    "ros-rosgraph-msgs",  # /clock of cityscapes-seg-bag replay
+]
 ROS_BUILD = ["cmake>=3.16", "ros-ament-package", "catkin-pkg", "empy", "lark"] + [
     f"ros-{name}"
     for name in (
@@ -50,6 +57,8 @@ setup(
         "ros": ROS_RUNTIME,
         # What scripts/build_msgs.sh needs to build msg/*.msg with cmake where no ROS 2 distro is installed.
         "ros-build": ROS_BUILD,
+        # cityscapes-seg-bag: bag files without ROS (rosbags); replay and live evaluation add the ros extra.
+        "bag": ["rosbags>=0.10"],
         "test": [
             "pytest>=7",
             "catkin-pkg>=1.0",
@@ -57,6 +66,7 @@ setup(
             "ninja>=1.11",
             # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
             "numpy<2.4",
+            "rosbags>=0.10",  # the bag tools
             *ROS_RUNTIME,
         ],
     },
@@ -65,6 +75,7 @@ setup(
             "cityscapes-seg = cityscapes_seg_ros.cli.main:main",
             "cityscapes-seg-eval = cityscapes_seg_ros.cli.eval_main:main",
             "cityscapes_seg_node = cityscapes_seg_ros.node.__main__:main",
+            "cityscapes-seg-bag = cityscapes_seg_ros.cli.bag_main:main",
         ],
     },
     data_files=[

@@ -11,6 +11,11 @@ FIXTURES = ("official_tiny_upernet_t_like", "official_tiny_upernet_l_like", "off
 # The machines running the tests have 2 cores; keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# ROS 2 tests: a DDS domain of this test session's own (other sessions' tests share the machine), discovery
+# on the loopback interface only. Set before anything initialises rclpy; subprocesses inherit it.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randrange(1, 101)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
 
 def load_fixture(name: str) -> dict:
     # Our own fixture files (outputs of the official code), not untrusted input.
@@ -29,10 +34,6 @@ def tiny_t_checkpoint(tmp_path, tiny_t_fixture) -> Path:
     torch.save(tiny_t_fixture["checkpoint"], path)
     return path
 
-# ROS 2 tests (test_node*.py): a DDS domain of this test session's own, so that tests of other checkouts
-# running on the same machine never see our topics, and discovery kept on this host.
-os.environ["ROS_DOMAIN_ID"] = str(random.Random().randint(1, 100))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
 @pytest.fixture(scope="session")

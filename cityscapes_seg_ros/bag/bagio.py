@@ -1,0 +1,302 @@
+"""rosbag2 reading and writing with ``rosbags`` (pure Python, no ROS install): topics, images, stamps.
+
+Everything here works without rclpy. Messages are CDR bytes as rosbag2 stores them; the helpers turn
+the image messages into numpy arrays and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import yaml
+
+from .mcap_salvage import McapScan, mcap_files
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_TOPIC = "/cam/front/image_raw"
+DEFAULT_CAMERA_INFO_TOPIC = "/cam/front/camera_info"
+DEFAULT_GT_LABEL_TOPIC = "/cam/front/gt/label_ids"
+DEFAULT_GT_INSTANCE_TOPIC = "/cam/front/gt/instance_ids"
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+STORAGES = ("mcap", "sqlite3")
+
+# Bytes per pixel and channel count of the encodings we read and write.
+ENCODINGS: Dict[str, Tuple[np.dtype, int]] = {
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+}
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be opened, read or written, with the reason in words."""
+
+
+def typestore():
+    """The message definitions of the ROS 2 release the PyPI wheels are built from (kilted)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def stamp_to_ns(stamp) -> int:
+    """A builtin_interfaces/Time (rosbags or rclpy object) -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def header_stamp_ns(cdr: bytes) -> int:
+    """The header stamp of a serialized message whose first field is a std_msgs/Header.
+
+    Reads only the 8 bytes after the 4-byte CDR encapsulation header, so it costs nothing even for a
+    6 MB image; works for Image, CompressedImage, CameraInfo and the node's outputs alike.
+    """
+    if len(cdr) < 12:
+        raise BagError(f"message of {len(cdr)} bytes is too short to hold a header stamp")
+    order = "<" if cdr[1] & 1 else ">"  # encapsulation kind: odd = little-endian
+    sec, nanosec = struct.unpack_from(order + "iI", cdr, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def image_from_message(msg) -> np.ndarray:
+    """A deserialized Image or CompressedImage -> numpy array (BGR for colour, [H, W] for mono)."""
+    if hasattr(msg, "format"):  # CompressedImage
+        data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if image is None:
+            raise BagError(f"compressed image ({msg.format!r}) cannot be decoded")
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        return image
+    if msg.encoding not in ENCODINGS:
+        raise BagError(f"image encoding {msg.encoding!r} is not supported (use one of {', '.join(ENCODINGS)})")
+    dtype, channels = ENCODINGS[msg.encoding]
+    dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+    row_bytes = msg.width * channels * dtype.itemsize
+    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
+    if msg.step < row_bytes or data.size < msg.step * msg.height:
+        raise BagError(f"image data of {data.size} bytes is too small for {msg.width}x{msg.height} {msg.encoding}")
+    rows = data[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row_bytes]
+    image = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels).astype(dtype.newbyteorder("="))
+    if msg.encoding == "rgb8":
+        return image[:, :, ::-1].copy()
+    if msg.encoding in ("bgra8", "rgba8"):
+        code = cv2.COLOR_BGRA2BGR if msg.encoding == "bgra8" else cv2.COLOR_RGBA2BGR
+        return cv2.cvtColor(image, code)
+    return image[:, :, 0] if channels == 1 else image
+
+
+def parse_storage(text: str):
+    from rosbags.rosbag2 import StoragePlugin
+
+    try:
+        return {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[text]
+    except KeyError:
+        raise BagError(f"unknown storage {text!r}; expected one of {', '.join(STORAGES)}") from None
+
+
+@dataclass
+class TopicInfo:
+    name: str
+    msgtype: str
+    count: int
+
+
+@dataclass
+class BagSummary:
+    path: Path
+    topics: Dict[str, TopicInfo]
+    start_ns: int
+    end_ns: int
+    custom: Dict[str, str] = field(default_factory=dict)
+    damaged: Optional[str] = None  # why the bag could not be opened normally (then it was scanned)
+
+    def require(self, topic: str, msgtypes: Sequence[str], what: str) -> TopicInfo:
+        """The topic's info, or a BagError naming the topics the bag does hold."""
+        info = self.topics.get(topic)
+        if info is None:
+            held = ", ".join(f"{t.name} ({t.msgtype})" for t in self.topics.values()) or "none"
+            raise BagError(f"{self.path}: no {what} topic {topic!r} in the bag; it holds: {held}")
+        if info.msgtype not in msgtypes:
+            raise BagError(f"{self.path}: {what} topic {topic!r} has type {info.msgtype}, expected {' or '.join(msgtypes)}")
+        return info
+
+
+def open_reader(path: Path):
+    """An opened ``rosbags.rosbag2.Reader`` with a clear BagError for the usual problems."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.rosbag2.errors import ReaderError
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag (expected a rosbag2 folder with metadata.yaml)")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagError(f"{path}: metadata.yaml is missing: not a rosbag2 folder, or its recording was killed before closing")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, OSError, ValueError, KeyError) as exc:
+        raise BagError(f"{path}: cannot open bag: {exc}") from None
+    return reader
+
+
+def read_custom_data(path: Path) -> Dict[str, str]:
+    """The bag's custom_data (metadata.yaml, rosbag2 version >= 6); empty when there is none."""
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text(encoding="utf-8"))["rosbag2_bagfile_information"]
+        return {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def summarize(path: Path) -> BagSummary:
+    """Topics, counts and times; a damaged MCAP bag is scanned as far as it goes (``damaged`` says why)."""
+    try:
+        reader = open_reader(path)
+    except BagError as exc:
+        if not mcap_files(path):
+            raise
+        return salvaged_summary(Path(path), str(exc))
+    try:
+        topics = {name: TopicInfo(name, info.msgtype, info.msgcount) for name, info in reader.topics.items()}
+        custom = read_custom_data(Path(path))
+        return BagSummary(Path(path), topics, reader.start_time, reader.end_time, custom)
+    finally:
+        reader.close()
+
+
+def salvaged_summary(path: Path, reason: str) -> BagSummary:
+    topics: Dict[str, TopicInfo] = {}
+    times = []
+    for file in mcap_files(path):
+        for topic, msgtype, log_time, _ in McapScan(file).messages():
+            topics.setdefault(topic, TopicInfo(topic, msgtype, 0)).count += 1
+            times.append(log_time)
+    if not topics:
+        raise BagError(f"{reason}; no complete message could be read from its MCAP file either")
+    log.warning("%s; reading the MCAP records sequentially", reason)
+    return BagSummary(path, topics, min(times, default=0), max(times, default=0), read_custom_data(path), damaged=reason)
+
+
+@dataclass
+class ReadProblem:
+    """Set when reading stopped early (a truncated or corrupt bag): what was read before is kept."""
+
+    message: Optional[str] = None
+    messages_read: int = 0
+
+
+def read_messages(
+    path: Path, topics: Sequence[str], problem: Optional[ReadProblem] = None, start_ns: Optional[int] = None
+) -> Iterator[Tuple[str, str, int, bytes]]:
+    """(topic, msgtype, bag time ns, CDR bytes) of the given topics in bag-time order.
+
+    A bag that breaks off part-way (a truncated file, a corrupt chunk, an MCAP file without its end)
+    ends the iteration; the reason goes into ``problem`` (or raises BagError when none is given), so
+    callers keep what was read.
+    """
+    wanted, count = set(topics), 0
+    try:
+        reader = open_reader(path)
+    except BagError as exc:
+        if not mcap_files(path):
+            raise
+        reader, reason = None, str(exc)
+    if reader is None:
+        for file in mcap_files(path):
+            scan = McapScan(file)
+            for topic, msgtype, log_time, data in scan.messages():
+                if topic in wanted and (start_ns is None or log_time >= start_ns):
+                    count += 1
+                    yield topic, msgtype, log_time, data
+            reason += f"; {file.name}: {scan.reason}" if scan.reason else ""
+        report_problem(f"{path}: bag is truncated or corrupt ({reason}); {count} messages read up to the break", problem)
+    else:
+        try:
+            connections = [c for c in reader.connections if c.topic in wanted]
+            try:
+                for connection, timestamp, data in reader.messages(connections=connections, start=start_ns):
+                    count += 1
+                    yield connection.topic, connection.msgtype, timestamp, bytes(data)
+            except Exception as exc:  # noqa: BLE001 - any storage error means "the bag ends here"
+                reason = f"{path}: bag is truncated or corrupt after {count} messages ({type(exc).__name__}: {exc})"
+                report_problem(reason, problem)
+        finally:
+            reader.close()
+    if problem is not None:
+        problem.messages_read = count
+
+
+def report_problem(reason: str, problem: Optional[ReadProblem]) -> None:
+    if problem is None:
+        raise BagError(reason)
+    problem.message = reason
+    log.error("%s; keeping what was read", reason)
+
+
+def deserialize(store, data: bytes, msgtype: str):
+    return store.deserialize_cdr(data, msgtype)
+
+
+def iter_images(
+    path: Path, topic: str, problem: Optional[ReadProblem] = None
+) -> Iterator[Tuple[int, np.ndarray]]:
+    """(header stamp ns, BGR image) of an Image or CompressedImage topic."""
+    store = typestore()
+    for _, msgtype, _, data in read_messages(path, [topic], problem):
+        yield header_stamp_ns(data), to_bgr(image_from_message(deserialize(store, data, msgtype)))
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Grey or 16-bit camera images -> 8-bit BGR as the model expects."""
+    if image.dtype != np.uint8:
+        image = (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else image.astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+@dataclass
+class GroundTruth:
+    stamp_ns: int
+    label_ids: Optional[np.ndarray]
+    instance_ids: Optional[np.ndarray] = None
+
+
+def iter_ground_truth(
+    path: Path, label_topic: str, instance_topic: Optional[str], problem: Optional[ReadProblem] = None
+) -> Iterator[GroundTruth]:
+    """Ground-truth frames by header stamp: label ids, with instance ids when the bag has them.
+
+    A label and its instance image share a stamp; each frame is yielded once both arrived, or at the
+    end with what there is (a frame without labels has ``label_ids=None``).
+    """
+    store = typestore()
+    topics = [label_topic] + ([instance_topic] if instance_topic else [])
+    pending: Dict[int, GroundTruth] = {}
+    for topic, msgtype, _, data in read_messages(path, topics, problem):
+        stamp = header_stamp_ns(data)
+        frame = pending.setdefault(stamp, GroundTruth(stamp, None))
+        image = image_from_message(deserialize(store, data, msgtype))
+        if topic == label_topic:
+            frame.label_ids = image
+        else:
+            frame.instance_ids = image
+        if frame.label_ids is not None and (instance_topic is None or frame.instance_ids is not None):
+            yield pending.pop(stamp)
+    yield from (pending[s] for s in sorted(pending))

@@ -1,0 +1,231 @@
+"""Live evaluation: the node (started here, or already running) fed by a replay of the bag.
+
+For a camera topic ``<ns>/<name>`` the node publishes ``<ns>/segmentation/labels`` (mono8 train ids,
+the input's header). Each output is matched to its input by header stamp; latency is the output's
+receive time minus the input's publish time (one monotonic clock, both in this process).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .bagio import (
+    COMPRESSED_IMAGE_TYPE,
+    BagError,
+    BagSummary,
+    header_stamp_ns,
+    image_from_message,
+    typestore,
+)
+from .evaluate import Collected, EvaluateOptions, FrameTiming
+from .predictions import PredictionStore
+from .recorder import OutputRecorder
+from .replay import BagPlayer, ReplayOptions
+from .ros import publisher_is_reliable, reliable_qos, ros_node, wait_until
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NODE_MODULE = "cityscapes_seg_ros.node"
+
+
+def camera_base(image_topic: str, msgtype: str) -> Tuple[str, str]:
+    """(topic the node is told to read, input transport): a compressed topic is <base>/compressed."""
+    if msgtype == COMPRESSED_IMAGE_TYPE and image_topic.endswith("/compressed"):
+        return image_topic[: -len("/compressed")], "compressed"
+    return image_topic, "raw"
+
+
+def namespace_of(topic: str) -> str:
+    return topic.rstrip("/").rsplit("/", 1)[0]
+
+
+def output_topic(base_topic: str, name: str) -> str:
+    """/cam/front/image_raw -> /cam/front/segmentation/<name>."""
+    return f"{namespace_of(base_topic)}/segmentation/{name}"
+
+
+def node_command(options: EvaluateOptions, base_topic: str, transport: str) -> List[str]:
+    command = [sys.executable, "-m", options.node_module or DEFAULT_NODE_MODULE, "--ros-args"]
+    if options.params_file:
+        command += ["--params-file", str(options.params_file)]
+    parameters = [f"image_topics:=['{base_topic}']", f"input_transport:={transport}"]
+    for name in ("model", "checkpoint", "device", "precision"):
+        value = getattr(options, name)
+        if value is not None:
+            parameters.append(f"{name}:={value}")
+    parameters += options.node_args
+    for parameter in parameters:
+        command += ["-p", parameter]
+    return command
+
+
+class NodeProcess:
+    """The node as a subprocess, its output in a log file; stopped with SIGINT as ``ros2 launch`` does."""
+
+    def __init__(self, command: List[str], log_path: Path) -> None:
+        self.command, self.log_path = command, log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(log_path, "wb")
+        log.info("starting the node: %s (log: %s)", " ".join(command), log_path)
+        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise BagError(f"the node exited with status {code} before the evaluation finished; "
+                           f"its log {self.log_path} ends with:\n{self.log_tail()}")  # fmt: skip
+
+    def log_tail(self, lines: int = 20) -> str:
+        self.log_file.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_sec: float = 15.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout_sec)
+            except subprocess.TimeoutExpired:
+                log.warning("the node did not stop within %.0f s of SIGINT; killing it", timeout_sec)
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+
+
+class OutputCollector:
+    """Receives the node's label images (raw CDR), timing them on arrival and decoding them aside."""
+
+    def __init__(self, node, topic: str, reliable: bool, store: PredictionStore, timings: Dict[int, FrameTiming]) -> None:
+        self.store, self.timings = store, timings
+        self.lock = threading.Lock()
+        self.unmatched = 0
+        self.last_output = time.monotonic()
+        self.pending: "queue.Queue[Optional[Tuple[int, bytes]]]" = queue.Queue()
+        self.decode_errors: List[str] = []
+        self.worker = threading.Thread(target=self.decode_loop, daemon=True)
+        self.worker.start()
+        from sensor_msgs.msg import Image
+
+        self.subscription = node.create_subscription(Image, topic, self.on_output, reliable_qos(100, reliable), raw=True)
+
+    def on_publish(self, topic: str, data: bytes, published_ns: int, image_topic: str) -> None:
+        if topic == image_topic:
+            with self.lock:
+                self.timings.setdefault(header_stamp_ns(data), FrameTiming(published_ns))
+
+    def on_output(self, data: bytes) -> None:
+        received = time.monotonic_ns()
+        stamp = header_stamp_ns(data)
+        with self.lock:
+            self.last_output = time.monotonic()
+            timing = self.timings.get(stamp)
+            if timing is None:
+                self.unmatched += 1
+                return
+            if timing.received_ns is None:
+                timing.received_ns = received
+        self.pending.put((stamp, data))
+
+    def decode_loop(self) -> None:
+        store = typestore()
+        while (item := self.pending.get()) is not None:
+            stamp, data = item
+            try:
+                self.store.put(stamp, image_from_message(store.deserialize_cdr(data, "sensor_msgs/msg/Image")))
+            except (BagError, ValueError) as exc:
+                self.decode_errors.append(f"output of frame {stamp}: unreadable ({exc})")
+
+    def outstanding(self) -> int:
+        with self.lock:
+            return sum(1 for t in self.timings.values() if t.received_ns is None)
+
+    def finish(self) -> None:
+        self.pending.put(None)
+        self.worker.join()
+
+
+def wait_for_node(node, player: BagPlayer, image_topic: str, labels_topic: str, process: Optional[NodeProcess],
+                  timeout_sec: float) -> None:  # fmt: skip
+    """Until the node subscribes to the camera topic and publishes labels (or died / timed out)."""
+    publisher = player.publishers[image_topic]
+
+    def ready() -> bool:
+        if process is not None:
+            process.check_alive()
+        return publisher.get_subscription_count() > 0 and node.count_publishers(labels_topic) > 0
+
+    if not wait_until(ready, timeout_sec, poll_sec=0.2):
+        hint = f"; its log {process.log_path} ends with:\n{process.log_tail()}" if process else ""
+        raise BagError(f"the node was not ready within {timeout_sec:.0f} s (no subscriber on "
+                       f"{publisher.topic_name} or no publisher of {labels_topic}){hint}")  # fmt: skip
+
+
+def drain(collector: OutputCollector, timeout_sec: float, process: Optional[NodeProcess]) -> None:
+    """Wait for outstanding outputs until none is left or none came for ``timeout_sec``."""
+    collector.last_output = max(collector.last_output, time.monotonic())
+    while collector.outstanding():
+        if process is not None and process.process.poll() is not None:
+            return
+        if time.monotonic() - collector.last_output > timeout_sec:
+            return
+        time.sleep(0.05)
+
+
+def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: EvaluateOptions) -> Collected:
+    """Replay the bag's camera (and camera_info) into the node and collect its label images."""
+    base_topic, transport = camera_base(image_topic, summary.topics[image_topic].msgtype)
+    labels_topic = output_topic(base_topic, "labels")
+    info_topic = f"{namespace_of(base_topic)}/camera_info"
+    topics = [image_topic] + ([info_topic] if info_topic in summary.topics else [])
+    collected = Collected([], PredictionStore(options.save_predictions))
+    process = None
+    with ros_node("cityscapes_seg_bag_evaluator") as (node, executor):
+        threading.Thread(target=executor.spin, daemon=True).start()
+        collector: Optional[OutputCollector] = None
+        player = BagPlayer(node, bag, ReplayOptions(rate=options.rate, topics=topics, queue_depth=100),
+                           on_publish=lambda *a: collector and collector.on_publish(*a, image_topic=image_topic))  # fmt: skip
+        recorder = None
+        try:
+            if not options.use_running_node:
+                process = NodeProcess(node_command(options, base_topic, transport), Path(options.out) / "node.log")
+            wait_for_node(node, player, image_topic, labels_topic, process, options.ready_timeout)
+            collector = OutputCollector(node, labels_topic, publisher_is_reliable(node, labels_topic),
+                                        collected.store, collected.timings)  # fmt: skip
+            if options.record:
+                recorder = OutputRecorder(node, namespace_of(base_topic) + "/segmentation/", options.record)
+            # The node's labels publisher must have matched our new subscription before the first frame.
+            wait_until(lambda: collector.subscription.get_publisher_count() > 0, 10.0)
+            log.info("replaying %s into the node at rate %.2f", image_topic, options.rate)
+            started = time.monotonic()
+            stats = player.play()
+            drain(collector, options.drain_timeout, process)
+            collected.wall_sec = time.monotonic() - started
+            if stats.problem:
+                collected.problems.append(stats.problem)
+            collected.details["replay"] = {"rate": options.rate, "published": stats.published}
+        finally:
+            if collector is not None:
+                collector.finish()
+                collected.unmatched_outputs = collector.unmatched
+                collected.problems += collector.decode_errors
+            if recorder is not None:
+                recorder.close()
+            if process is not None:
+                process.stop()
+    collected.image_stamps = sorted(collected.timings)
+    collected.details["node"] = {
+        "command": process.command if process else None,
+        "log": str(process.log_path) if process else None,
+        "labels_topic": labels_topic,
+        "recorded_bag": str(options.record) if options.record else None,
+    }
+    return collected
+

@@ -1,0 +1,88 @@
+"""The rclpy side of the bag tools: a private context, message classes by type name, QoS."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, Tuple
+
+from .bagio import BagError
+
+
+def require_rclpy() -> None:
+    try:
+        import rclpy  # noqa: F401
+    except ImportError as exc:
+        raise BagError(
+            f"rclpy is not importable ({exc}); install the ROS 2 wheels: "
+            "pip install ros-rclpy ros-rmw-fastrtps-cpp ros-sensor-msgs ros-std-msgs ros-rosgraph-msgs"
+        ) from None
+
+
+@contextmanager
+def ros_node(name: str) -> Iterator[Tuple[object, object]]:
+    """(node, executor) in a context of their own, shut down on leaving; no signal handlers installed."""
+    require_rclpy()
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
+
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
+    try:
+        node = Node(name, context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        yield node, executor
+    finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
+        if node is not None:
+            node.destroy_node()
+        context.try_shutdown()
+
+
+def message_class(msgtype: str) -> type:
+    """'sensor_msgs/msg/Image' -> the rclpy message class ``sensor_msgs.msg.Image``."""
+    parts = msgtype.split("/")
+    if len(parts) != 3 or parts[1] != "msg":
+        raise BagError(f"unsupported message type name {msgtype!r} (expected package/msg/Name)")
+    package, _, name = parts
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError):
+        wheel = "ros-" + package.replace("_", "-")
+        raise BagError(f"message type {msgtype} is not importable in Python; install its package (pip install {wheel})") from None
+
+
+def reliable_qos(depth: int = 10, reliable: bool = True):
+    """Reliable by default: best-effort loses images above about 512 KB between processes."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+    )
+
+
+def publisher_is_reliable(node, topic: str) -> bool:
+    """Subscribe as the node publishes: a reliable subscriber would not match a best-effort publisher."""
+    from rclpy.qos import ReliabilityPolicy
+
+    infos = node.get_publishers_info_by_topic(topic)
+    return not infos or all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+
+
+def wait_until(condition: Callable[[], bool], timeout_sec: float, poll_sec: float = 0.05) -> bool:
+    """Poll ``condition`` until true or the timeout passes; True when it came true."""
+    deadline = time.monotonic() + timeout_sec
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_sec)
