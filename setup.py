@@ -1,10 +1,13 @@
 """pip-installable package; the ROS 2 node's extras come with `pip install .[ros]`."""
 
+import hashlib
+import os
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+KERNELS = Path("kernels/dcnv3")
 
 # ROS 2 (kilted) wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses.
 ROS_RUNTIME = [
@@ -32,6 +35,59 @@ ROS_BUILD = ["cmake>=3.16", "ros-ament-package", "catkin-pkg", "empy", "lark"] +
         "rosidl-typesupport-introspection-cpp"
     ).split()
 ]
+
+
+
+def kernel_source_digest(folder: Path) -> str:
+    """Digest of the kernel sources; the same definition as cityscapes_seg_ros.ops.extension.source_digest."""
+    h = hashlib.sha1()
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".h", ".cpp", ".cu"):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def dcnv3_extensions() -> tuple[list, dict]:
+    """The compiled DCNv3 op, built at install time when torch is importable (pip --no-build-isolation):
+    the CPU op always, the CUDA op when torch has CUDA and a toolkit is found. Without torch at build time,
+    or with CITYSCAPES_SEG_DCNV3_BUILD=0, nothing is built here and the op is JIT-built on first use.
+    CITYSCAPES_SEG_DCNV3_BUILD=cpu skips the CUDA op; =cuda forces it (fails without a toolkit)."""
+    mode = os.environ.get("CITYSCAPES_SEG_DCNV3_BUILD", "auto").strip().lower()
+    if mode in ("0", "off", "no", "false", "none", "skip"):
+        return [], {}
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError:
+        return [], {}
+    digest = f'-DCSR_DCNV3_SOURCE_DIGEST="{kernel_source_digest(KERNELS)}"'
+    cflags = ["-O3", "-std=c++20", "-fopenmp", digest]
+    extensions = [
+        cpp_extension.CppExtension(
+            "cityscapes_seg_ros._dcnv3_cpu",
+            [str(KERNELS / "dcnv3_cpu.cpp")],
+            include_dirs=[str(KERNELS.resolve())],
+            extra_compile_args=cflags,
+            extra_link_args=["-fopenmp"],
+        )
+    ]
+    has_toolkit = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+    if mode == "cuda" or (mode != "cpu" and has_toolkit):
+        # Jetson Orin (8.7), Ada (8.9), Hopper (9.0) unless the user names the architectures.
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.7;8.9;9.0+PTX")
+        extensions.append(
+            cpp_extension.CUDAExtension(
+                "cityscapes_seg_ros._dcnv3_cuda",
+                [str(KERNELS / "dcnv3_cuda.cu"), str(KERNELS / "dcnv3_cuda_bind.cpp")],
+                include_dirs=[str(KERNELS.resolve())],
+                extra_compile_args={"cxx": ["-O3", "-std=c++20", digest], "nvcc": ["-O3", "-std=c++20"]},
+            )
+        )
+    return extensions, {"build_ext": cpp_extension.BuildExtension}
+
+
+EXTENSIONS, CMDCLASS = dcnv3_extensions()
 
 setup(
     name="cityscapes_seg_ros",
@@ -81,8 +137,10 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/cityscapes_seg_ros"]),
         ("share/cityscapes_seg_ros", ["package.xml"]),
-        # The DCNv3 kernel sources, JIT-built on first use (cityscapes_seg_ros/ops/extension.py).
-        ("share/cityscapes_seg_ros/kernels/dcnv3", [str(p) for p in sorted(Path("kernels/dcnv3").glob("*.*"))]),
+        # The DCNv3 kernel sources, JIT-built on first use where the install built no op (ops/extension.py).
+        ("share/cityscapes_seg_ros/kernels/dcnv3", [str(p) for p in sorted(KERNELS.glob("*.*"))]),
     ],
+    ext_modules=EXTENSIONS,
+    cmdclass=CMDCLASS,
     zip_safe=False,
 )

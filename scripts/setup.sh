@@ -20,7 +20,10 @@ esac
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
 fi
-.venv/bin/pip install --quiet -e ".${extras}"
+# Without build isolation, so that setup.py sees torch and compiles the DCNv3 op (kernels/dcnv3) now
+# rather than on first use.
+.venv/bin/pip install --quiet "setuptools>=64" wheel ninja
+.venv/bin/pip install --quiet --no-build-isolation -e ".${extras}"
 # The node's ClassStatistics messages (msg/*.msg), built with cmake and the rosidl wheels.
 [[ $with_ros == 1 ]] && bash scripts/build_msgs.sh
 echo "ready: $(.venv/bin/python -c 'import torch, cityscapes_seg_ros as c; print(f"cityscapes_seg_ros {c.__version__}, torch {torch.__version__}")')"

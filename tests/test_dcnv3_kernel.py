@@ -314,3 +314,14 @@ def test_cuda_matches_cpu_op(cpu_op, cuda_op):
     gpu = ext.dcnv3_compiled(inp.cuda(), off.cuda(), msk.cuda(), *args).cpu()
     assert rel_err(gpu, cpu) <= 1e-6
     assert math.isfinite(gpu.abs().max().item())
+
+
+def test_op_built_at_install_is_used_only_while_the_sources_match(monkeypatch):
+    try:
+        import cityscapes_seg_ros._dcnv3_cpu as installed
+    except ImportError:
+        pytest.skip("installed without building the op (isolated build): it is JIT-built instead")
+    assert installed.source_digest == ext.source_digest(ext.kernel_source_dir())
+    assert ext._prebuilt("cpu") is installed
+    monkeypatch.setattr(ext, "source_digest", lambda folder: "edited sources")
+    assert ext._prebuilt("cpu") is None  # a stale build is never used; load_extension JIT-builds instead

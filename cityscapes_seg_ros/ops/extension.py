@@ -1,9 +1,12 @@
-"""The compiled DCNv3 core op (``kernels/dcnv3``): first-use JIT build, loading and Python wrappers.
+"""The compiled DCNv3 core op (``kernels/dcnv3``): the op built at install time, else a first-use JIT build;
+loading and Python wrappers.
 
 One kernel source serves both devices: ``kernels/dcnv3/dcnv3_kernels.h`` holds the per-sample sampling and
 accumulation code as ``__host__ __device__`` functions; ``dcnv3_cpu.cpp`` runs them with ``at::parallel_for``
-(the CPU op), ``dcnv3_cuda.cu`` in CUDA kernels (the CUDA op). Both are built on first use with
-``torch.utils.cpp_extension.load`` (-O3, OpenMP) and cached under ``$TORCH_EXTENSIONS_DIR/cityscapes_seg_ros``
+(the CPU op), ``dcnv3_cuda.cu`` in CUDA kernels (the CUDA op). ``pip install`` builds them when torch is
+importable at build time (``setup.py``: ``cityscapes_seg_ros._dcnv3_cpu`` / ``_dcnv3_cuda``;
+``scripts/setup.sh`` installs that way). Otherwise, or when the kernel sources changed since, they are built on
+first use with ``torch.utils.cpp_extension.load`` (-O3, OpenMP) and cached under ``$TORCH_EXTENSIONS_DIR/cityscapes_seg_ros``
 or ``~/.cache/cityscapes_seg_ros/torch_extensions``; later processes load the cached build in well under a
 second.
 
@@ -23,6 +26,7 @@ Semantics are those of the official ``dcnv3_core_pytorch`` (see ``kernels/dcnv3/
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import shutil
@@ -44,6 +48,7 @@ __all__ = [
     "kernel_source_dir",
     "load_extension",
     "nvcc_compile_command",
+    "source_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,6 +138,29 @@ def _ext_name(device_type: str, src: Path, flags: list[str]) -> str:
     return f"csr_dcnv3_{device_type}_{h.hexdigest()[:12]}"
 
 
+def source_digest(folder: Path) -> str:
+    """Digest of the kernel sources (the same definition as setup.py's, which compiles it into its build)."""
+    h = hashlib.sha1()
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".h", ".cpp", ".cu"):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _prebuilt(device_type: str) -> ModuleType | None:
+    """The op built by ``pip install`` (setup.py), unless the kernel sources have changed since."""
+    try:
+        module = importlib.import_module(f"cityscapes_seg_ros._dcnv3_{device_type}")
+    except ImportError:
+        return None
+    src = kernel_source_dir()
+    if src is not None and getattr(module, "source_digest", None) != source_digest(src):
+        log.info("the installed DCNv3 %s op was built from other sources than %s; building them", device_type, src)
+        return None
+    return module
+
+
 def _build(device_type: str, verbose: bool) -> ModuleType:
     from torch.utils import cpp_extension
 
@@ -206,7 +234,7 @@ def load_extension(device_type: str = "cpu", verbose: bool = False) -> ModuleTyp
             reason = "torch.cuda is not available"
         if reason is None:
             try:
-                module = _build(device_type, verbose)
+                module = _prebuilt(device_type) or _build(device_type, verbose)
             except Exception as exc:  # a failed build must never break inference
                 reason = f"build failed: {type(exc).__name__}: {str(exc).strip()[-2000:]}"
         if module is None:

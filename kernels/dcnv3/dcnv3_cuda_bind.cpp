@@ -27,5 +27,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"),
           py::arg("dilation_w"), py::arg("group"), py::arg("group_channels"), py::arg("offset_scale"),
           py::arg("grad_output"));
+#ifdef CSR_DCNV3_SOURCE_DIGEST
+    // set by setup.py: lets the loader tell a build of these sources from a stale one
+    m.attr("source_digest") = CSR_DCNV3_SOURCE_DIGEST;
+#endif
     m.attr("device_type") = "cuda";
 }
