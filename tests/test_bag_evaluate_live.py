@@ -115,8 +115,11 @@ def test_a_node_that_dies_is_reported_with_its_log(bag, tmp_path, model_files, c
                     reason="cityscapes_seg_ros.node (issue 3) is not in this checkout")  # fmt: skip
 def test_the_real_node_gives_the_offline_masks(bag, tmp_path, model_files):
     config, checkpoint = model_files
-    args = live_args(bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"))
+    args = live_args(bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"),
+                     "--rate", "0.25")  # fmt: skip
     args.remove("--node-module"), args.remove("bag_standin_node")
+    long_side, short_side = TINY_SCALE.split("x")
+    args[args.index(f"img_scale:={TINY_SCALE}")] = f"inference_size:=[{long_side},{short_side}]"  # the node's name
     assert bag_main(args) == 0
     assert bag_main(["evaluate", str(bag), "--offline", "--model", str(config), "--checkpoint", str(checkpoint),
                      "--device", "cpu", "--img-scale", TINY_SCALE, "--out", str(tmp_path / "offline"),

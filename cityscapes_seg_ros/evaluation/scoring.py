@@ -355,8 +355,8 @@ def accumulate_files(
             return total
         chunk_size = max(1, min(16, len(pairs) // (workers * 4)))
         chunks = [pairs[i : i + chunk_size] for i in range(0, len(pairs), chunk_size)]
-        # fork: the workers need numpy and PIL only, and start without re-importing torch.
-        context = get_context("fork") if "fork" in get_all_start_methods() else None
+        # Not fork: a process with threads (rclpy's DDS, torch's pools) can deadlock its forked children.
+        context = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_single_threaded) as pool:
             for chunk, partial in zip(chunks, pool.map(_accumulate_chunk, chunks)):
                 total.merge(partial)
