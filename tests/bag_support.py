@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import List, Tuple
 
@@ -14,7 +13,6 @@ import yaml
 from cityscapes_seg_ros.cli.bag_main import main as bag_main
 from cityscapes_seg_ros.evaluation.synthetic import write_split
 
-os.environ.setdefault("CITYSCAPES_SEG_DCNV3_BUILD", "0")  # the DCNv3 kernel is irrelevant here
 
 IMAGE_SIZE = (64, 128)  # (h, w)
 TINY_SCALE = "128x64"  # keep the test pipeline at the images' own size
