@@ -8,6 +8,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 KERNELS = Path("kernels/dcnv3")
+SCORE_DECODE = Path("kernels/score_decode")
 
 # ROS 2 (kilted) wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses.
 ROS_RUNTIME = [
@@ -48,10 +49,11 @@ def kernel_source_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def dcnv3_extensions() -> tuple[list, dict]:
-    """The compiled DCNv3 op, built at install time when torch is importable (pip --no-build-isolation):
-    the CPU op always, the CUDA op when torch has CUDA and a toolkit is found. Without torch at build time,
-    or with CITYSCAPES_SEG_DCNV3_BUILD=0, nothing is built here and the op is JIT-built on first use.
+def compiled_extensions() -> tuple[list, dict]:
+    """The compiled ops, built at install time when torch is importable (pip --no-build-isolation): the
+    DCNv3 CPU op and the score decode op (kernels/score_decode) always, the DCNv3 CUDA op when torch has
+    CUDA and a toolkit is found. Without torch at build time, or with CITYSCAPES_SEG_DCNV3_BUILD=0, nothing
+    is built here and the ops are JIT-built on first use.
     CITYSCAPES_SEG_DCNV3_BUILD=cpu skips the CUDA op; =cuda forces it (fails without a toolkit)."""
     mode = os.environ.get("CITYSCAPES_SEG_DCNV3_BUILD", "auto").strip().lower()
     if mode in ("0", "off", "no", "false", "none", "skip"):
@@ -70,7 +72,14 @@ def dcnv3_extensions() -> tuple[list, dict]:
             include_dirs=[str(KERNELS.resolve())],
             extra_compile_args=cflags,
             extra_link_args=["-fopenmp"],
-        )
+        ),
+        cpp_extension.CppExtension(
+            "cityscapes_seg_ros._score_decode_cpu",
+            [str(SCORE_DECODE / "score_decode_cpu.cpp")],
+            extra_compile_args=["-O3", "-std=c++20", "-fopenmp", "-fno-trapping-math",
+                                f'-DCSR_SOURCE_DIGEST="{kernel_source_digest(SCORE_DECODE)}"'],
+            extra_link_args=["-fopenmp"],
+        ),
     ]
     has_toolkit = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
     if mode == "cuda" or (mode != "cpu" and has_toolkit):
@@ -87,7 +96,7 @@ def dcnv3_extensions() -> tuple[list, dict]:
     return extensions, {"build_ext": cpp_extension.BuildExtension}
 
 
-EXTENSIONS, CMDCLASS = dcnv3_extensions()
+EXTENSIONS, CMDCLASS = compiled_extensions()
 
 setup(
     name="cityscapes_seg_ros",
@@ -137,8 +146,9 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/cityscapes_seg_ros"]),
         ("share/cityscapes_seg_ros", ["package.xml"]),
-        # The DCNv3 kernel sources, JIT-built on first use where the install built no op (ops/extension.py).
+        # The kernel sources, JIT-built on first use where the install built no op (ops/extension.py).
         ("share/cityscapes_seg_ros/kernels/dcnv3", [str(p) for p in sorted(KERNELS.glob("*.*"))]),
+        ("share/cityscapes_seg_ros/kernels/score_decode", [str(p) for p in sorted(SCORE_DECODE.glob("*.*"))]),
     ],
     ext_modules=EXTENSIONS,
     cmdclass=CMDCLASS,

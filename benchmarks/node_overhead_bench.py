@@ -4,12 +4,15 @@ Stages, each timed alone on the node's own functions (median of --runs after a w
   receive      deserialize the sensor_msgs/Image (what rclpy does when a message is taken)
   convert      image_msg_to_bgr (a zero-copy view for bgr8)
   preprocess   the official resize + normalisation (inference.preprocess) into the network's input
-  decode       confidence and train ids from the [1, 19, H, W] probabilities (max over the classes)
+  decode       train ids and confidence from the logits at the image's size (ops.decode_scores), for the
+               released checkpoints' 150-channel head
   color        palette lookup
-  overlay      blend of the colour mask over the image
+  overlay      BGR->RGB and the blend of the colour mask over the image
   statistics   bincount of labels and confidence, ClassStatistics message filled
   publish      labels, color, overlay Image messages built and published, and a ready statistics message
-The network and the logits' resize + softmax (Predictor.encode_decode / probabilities) are not included.
+The network and the logits' resize to the image size (Predictor.encode_decode) are not included.
+Below the table, the decision as the node made it before (torch softmax, then max over the classes) and
+as it makes it now, side by side, for 19 and 150 classes.
 
     .venv/bin/python benchmarks/node_overhead_bench.py [--runs 20]
 """
@@ -22,6 +25,7 @@ import platform
 import statistics as stats
 import time
 
+import cv2
 import numpy as np
 import rclpy
 import torch
@@ -34,6 +38,7 @@ from cityscapes_seg_ros.msg import ClassStat, ClassStatistics
 from cityscapes_seg_ros.node.image_conversion import image_msg_to_bgr, to_image_msg
 from cityscapes_seg_ros.node.node import IMAGE_OUTPUTS
 from cityscapes_seg_ros.node.statistics import class_stats, count_classes
+from cityscapes_seg_ros.ops.score_decode import decode_scores
 from cityscapes_seg_ros.visualize import colorize, overlay
 
 
@@ -55,10 +60,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     height, width = 1024, 2048
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    probs = torch.softmax(torch.randn(1, 19, height, width), dim=1)
-    confidence_t, winner = probs[0].max(dim=0)
-    train_ids = winner.to(torch.uint8).numpy()
-    confidence = confidence_t.numpy()
+    logits = {classes: torch.randn(classes, height, width) * 4 for classes in (19, 150)}
+    train_ids_t, confidence_t = decode_scores(logits[150], from_logits=True)
+    train_ids, confidence = train_ids_t.numpy(), confidence_t.numpy()
 
     rclpy.init()
     node = Node("node_overhead_bench")
@@ -66,7 +70,8 @@ def main() -> None:
     stats_pub = node.create_publisher(ClassStatistics, "/bench/segmentation/statistics", 2)
     wire = serialize_message(to_image_msg(image, "bgr8"))
     msg = deserialize_message(wire, Image)
-    color, blended = colorize(train_ids), overlay(image[:, :, ::-1], train_ids, 0.5)
+    color = colorize(train_ids)
+    blended = overlay(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), train_ids, 0.5, color=color)
 
     def statistics_stage() -> ClassStatistics:
         counts, sums = count_classes(train_ids, confidence)
@@ -87,13 +92,18 @@ def main() -> None:
         "receive": lambda: deserialize_message(wire, Image),
         "convert": lambda: image_msg_to_bgr(msg),
         "preprocess": lambda: preprocess(image),
-        "decode": lambda: probs[0].max(dim=0),
+        "decode": lambda: decode_scores(logits[150], from_logits=True),
         "color": lambda: colorize(train_ids),
-        "overlay": lambda: overlay(image[:, :, ::-1], train_ids, 0.5),
+        "overlay": lambda: overlay(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), train_ids, 0.5, color=color),
         "statistics": statistics_stage,
         "publish": publish_stage,
     }
     results = {name: median_ms(fn, args.runs) for name, fn in stages.items()}
+    decisions = {
+        classes: (median_ms(lambda: torch.softmax(scores, dim=0).max(dim=0), max(3, args.runs // 4)),
+                  median_ms(lambda: decode_scores(scores, from_logits=True), args.runs))
+        for classes, scores in logits.items()
+    }  # fmt: skip
     node.destroy_node()
     rclpy.shutdown()
 
@@ -107,6 +117,9 @@ def main() -> None:
     without_pre = total - results["preprocess"] - results["decode"]
     print(f"| **total** | **{total:.2f}** |")
     print(f"| total without preprocess and decode | {without_pre:.2f} |")
+    print("\n| classes | torch softmax + max, ms | ops.decode_scores, ms | speed-up |\n|---|---|---|---|")
+    for classes, (before, now) in decisions.items():
+        print(f"| {classes} | {before:.1f} | {now:.1f} | {before / now:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Pipeline (``configs/_base_/datasets/cityscapes.py``): BGR image -> keep-ratio re
 2048x1024 (cv2 bilinear) -> [flip] -> BGR->RGB, (x - mean) / std -> model (whole image, or sliding
 window) -> logits resized to the original size -> softmax -> [unflip] -> average over the
 augmentations -> argmax. With the released 150-channel heads the argmax runs over every channel,
-and a winning channel >= 19 means "ignore" (train id 255).
+and a winning channel >= 19 means "ignore" (train id 255). Without TTA the decision is taken from the
+logits directly (``ops.decode_scores``), which skips the full-resolution softmax.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 from .builder import resolve_device
 from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .models.layers import resize_bilinear
+from .ops.score_decode import decode_scores
 
 MEAN_RGB = (123.675, 116.28, 103.53)
 STD_RGB = (58.395, 57.12, 57.375)
@@ -42,13 +44,19 @@ def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, 
 
 
 def normalize_bgr(image_bgr: np.ndarray) -> np.ndarray:
-    """mmcv.imnormalize with to_rgb=True: float32 [H, W, 3] RGB, (x - mean) * (1 / std)."""
-    image = cv2.cvtColor(image_bgr.astype(np.float32), cv2.COLOR_BGR2RGB)
-    mean = np.float64(MEAN_RGB).reshape(1, -1)
-    std_inv = 1.0 / np.float64(STD_RGB).reshape(1, -1)
-    cv2.subtract(image, mean, image)
-    cv2.multiply(image, std_inv, image)
-    return image
+    """mmcv.imnormalize with to_rgb=True, written straight into the network's layout: float32 [3, H, W] RGB.
+
+    Bit for bit what mmcv computes (cv2.subtract of the float64 mean, which OpenCV applies in float32, then
+    cv2.multiply by the float64 1/std, applied in float64 and rounded to float32), without the [H, W, 3]
+    float image and its transpose.
+    """
+    planes = cv2.split(image_bgr)
+    out = np.empty((3, *image_bgr.shape[:2]), np.float32)
+    for channel, plane in enumerate(reversed(planes)):  # BGR -> RGB
+        np.subtract(plane, np.float32(MEAN_RGB[channel]), out=out[channel], dtype=np.float32)
+        np.multiply(out[channel], 1.0 / np.float64(STD_RGB[channel]), out=out[channel], dtype=np.float64,
+                    casting="unsafe")  # fmt: skip
+    return out
 
 
 def preprocess(image_bgr: np.ndarray, scale: Tuple[int, int] = IMG_SCALE, flip: bool = False) -> torch.Tensor:
@@ -60,7 +68,7 @@ def preprocess(image_bgr: np.ndarray, scale: Tuple[int, int] = IMG_SCALE, flip: 
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     if flip:
         image = np.ascontiguousarray(image[:, ::-1])
-    return torch.from_numpy(normalize_bgr(image)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return torch.from_numpy(normalize_bgr(image)).unsqueeze(0)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -183,9 +191,22 @@ class Predictor:
             total = probs if total is None else total + probs
         return total / len(augmentations)
 
+    def scores(self, image_bgr: np.ndarray) -> Tuple[torch.Tensor, bool]:
+        """Class scores at the image's size, [1, C, H, W] on the device, and whether they are logits.
+
+        With one augmentation these are its logits (the decision needs no softmax); with several, the
+        softmax averaged over them (``probabilities``).
+        """
+        augmentations = self.augmentations()
+        if len(augmentations) > 1:
+            return self.probabilities(image_bgr), False
+        height, width = check_image(image_bgr).shape[:2]
+        ((scale, flip),) = augmentations
+        logits = resize_bilinear(self.encode_decode(self.prepare(image_bgr, scale, flip)), (height, width))
+        return (logits.flip(dims=(3,)) if flip else logits), True
+
     def predict(self, image_bgr: np.ndarray) -> Prediction:
         """uint8 BGR [H, W, 3] -> train ids and confidence at the image's size."""
-        probs = self.probabilities(image_bgr)
-        confidence, _ = probs.max(dim=1)
-        train_ids = scores_to_train_ids(probs)
-        return Prediction(train_ids=train_ids[0].cpu().numpy(), confidence=confidence[0].float().cpu().numpy())
+        scores, from_logits = self.scores(image_bgr)
+        train_ids, confidence = decode_scores(scores[0], from_logits)
+        return Prediction(train_ids=train_ids.cpu().numpy(), confidence=confidence.float().cpu().numpy())

@@ -51,6 +51,15 @@ def test_preprocess_is_rgb_mean_std_at_the_test_scale():
     np.testing.assert_allclose(resized[0, 0].numpy() * 58.395 + 123.675, expected_resized[:, :, 0], atol=1e-3)
 
 
+def test_normalisation_is_bit_for_bit_mmcv_imnormalize():
+    image = random_image(33, 47, seed=7)
+    # mmcv.imnormalize(img, mean, std, to_rgb=True) as the official test pipeline runs it
+    expected = cv2.cvtColor(image.astype(np.float32), cv2.COLOR_BGR2RGB)
+    cv2.subtract(expected, np.float64([123.675, 116.28, 103.53]).reshape(1, -1), expected)
+    cv2.multiply(expected, 1.0 / np.float64([58.395, 57.12, 57.375]).reshape(1, -1), expected)
+    assert torch.equal(preprocess(image, scale=(47, 33))[0], torch.from_numpy(expected).permute(2, 0, 1))
+
+
 def test_flip_is_applied_before_normalisation():
     image = random_image(8, 12)
     assert torch.equal(preprocess(image, (12, 8), flip=True), preprocess(image, (12, 8)).flip(3))
@@ -69,6 +78,8 @@ def test_whole_mode_is_the_model_on_the_preprocessed_image(tiny_model):
     with torch.inference_mode():
         expected = F.softmax(tiny_model(preprocess(image, (80, 48))), dim=1)
     torch.testing.assert_close(probs, expected, rtol=0, atol=1e-6)
+    scores, from_logits = predictor.scores(image)  # without TTA the decision is taken from the logits
+    assert from_logits and scores.shape == probs.shape
     prediction = predictor.predict(image)
     assert prediction.train_ids.shape == (48, 80) and prediction.train_ids.dtype == np.uint8
     np.testing.assert_array_equal(prediction.train_ids, scores_to_train_ids(expected)[0].numpy())

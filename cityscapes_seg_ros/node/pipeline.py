@@ -2,7 +2,8 @@
 
 On a GPU the preprocessing (resize, flip, normalisation), argmax, colour, overlay and statistics run as
 torch ops on the device and only the finished images are copied back. On the CPU the official OpenCV
-preprocessing is kept and the post-processing uses OpenCV / numpy (palette lookup, addWeighted, bincount).
+preprocessing is kept, the class decision is the compiled one-pass op (``ops.decode_scores``) and the
+post-processing uses OpenCV / numpy (palette lookup, addWeighted, bincount).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Collection, Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from ..inference import MEAN_RGB, STD_RGB, Predictor, rescale_size
-from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES, TRAIN_ID_PALETTE
+from ..labels import IGNORE_TRAIN_ID, TRAIN_ID_PALETTE
+from ..ops.score_decode import decode_scores
 from ..visualize import colorize, overlay
 from .params import NodeSettings
 from .statistics import count_classes
@@ -97,9 +100,8 @@ class FrameProcessor:
             predictor.img_scale = (max(height, width), min(height, width))
         predictor.new_frame()
         start = time.perf_counter()
-        probs = predictor.probabilities(image_bgr)  # [1, C, H, W] on the device
-        confidence, winner = probs[0].max(dim=0)
-        train_ids = torch.where(winner < NUM_TRAIN_CLASSES, winner, IGNORE_TRAIN_ID).to(torch.uint8)
+        scores, from_logits = predictor.scores(image_bgr)  # [1, C, H, W] on the device
+        train_ids, confidence = decode_scores(scores[0], from_logits)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         inference_s = time.perf_counter() - start - predictor.preprocess_s
@@ -123,8 +125,13 @@ class FrameProcessor:
             keep[list(subset)] = subset
             train_ids = np.take(keep, train_ids)
         counts, sums = count_classes(train_ids, confidence)
-        color = colorize(train_ids) if "color" in wanted else None
-        blended = overlay(image_bgr[:, :, ::-1], train_ids, settings.overlay_alpha) if "overlay" in wanted else None
+        color = colorize(train_ids) if "color" in wanted or "overlay" in wanted else None
+        blended = None
+        if "overlay" in wanted:
+            image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+            blended = overlay(image_rgb, train_ids, settings.overlay_alpha, color=color)
+        if "color" not in wanted:
+            color = None
         return FrameResult(train_ids, confidence if "confidence" in wanted else None, color, blended, counts, sums)
 
     def _postprocess_device(self, image_bgr, train_ids, confidence, subset, settings, wanted) -> FrameResult:
