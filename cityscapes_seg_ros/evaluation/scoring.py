@@ -204,7 +204,8 @@ def confusion_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
 def _instance_counts(pred: np.ndarray, instance_ids: np.ndarray) -> Tuple[np.ndarray, ...]:
     """Instance-weighted TP and FN per instance class and per instance category, for one image.
 
-    One bincount over (instance id, predicted id) gives every instance's size and its predicted ids.
+    One bincount over (instance id, predicted id) of the instance pixels gives every instance's size and its
+    predicted ids.
     """
     if instance_ids.shape != pred.shape:
         raise ValueError(f"instance ids {instance_ids.shape} and prediction {pred.shape} differ in size")
@@ -214,18 +215,17 @@ def _instance_counts(pred: np.ndarray, instance_ids: np.ndarray) -> Tuple[np.nda
         return np.zeros(classes), np.zeros(classes), np.zeros(categories), np.zeros(categories)
     if highest // INSTANCE_ID_OFFSET >= NUM_LABEL_IDS:
         raise ValueError(f"instance id {highest} names label id {highest // INSTANCE_ID_OFFSET}, which does not exist")
-    if instance_ids.dtype.kind == "i":
-        instance_ids = np.maximum(instance_ids, 0)  # negative values are no instances either
-    codes = instance_ids.astype(np.uint32) * NUM_LABEL_IDS + pred
-    histogram = np.bincount(codes.ravel(), minlength=(highest + 1) * NUM_LABEL_IDS).reshape(-1, NUM_LABEL_IDS)
-    sizes = histogram[INSTANCE_ID_OFFSET + 1 :].sum(axis=1)
-    instances = np.flatnonzero(sizes) + INSTANCE_ID_OFFSET + 1
+    first = INSTANCE_ID_OFFSET + 1  # smaller ids (bare label ids, crowd regions, negatives) are no instances
+    in_instance = instance_ids >= first
+    codes = (instance_ids[in_instance] - first).astype(np.uint32) * NUM_LABEL_IDS + pred[in_instance]
+    histogram = np.bincount(codes, minlength=(highest - first + 1) * NUM_LABEL_IDS).reshape(-1, NUM_LABEL_IDS)
+    instances = np.flatnonzero(histogram.sum(axis=1)) + first
     instance_labels = instances // INSTANCE_ID_OFFSET
     _check_instance_labels(instance_labels)
     rows = INSTANCE_ROW[instance_labels]
     scored = rows >= 0  # caravan and trailer instances are ignored, as officially
     instances, instance_labels, rows = instances[scored], instance_labels[scored], rows[scored]
-    predicted = histogram[instances]  # [instance, predicted id] pixel counts
+    predicted = histogram[instances - first]  # [instance, predicted id] pixel counts
     size = predicted.sum(axis=1).astype(np.float64)
     class_hits = predicted[np.arange(len(instances)), instance_labels]
     category_hits = (predicted * CATEGORY_HIT[instance_labels]).sum(axis=1)
