@@ -2,12 +2,13 @@
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from cityscapes_seg_ros.ops import extension as ext
 from cityscapes_seg_ros.ops import score_decode
-from cityscapes_seg_ros.ops.score_decode import decode_scores
+from cityscapes_seg_ros.ops.score_decode import decode_scores, label_histogram
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,24 @@ def test_bad_arguments_are_rejected_clearly():
         decode_scores(torch.zeros(2, 4, 5), from_logits=True, backend="gpu")
     with pytest.raises(ValueError, match="num_valid"):
         decode_scores(torch.zeros(2, 4, 5), from_logits=True, num_valid=300)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_label_histogram_counts_pixels_and_sums_confidence_per_label(compiled_op, monkeypatch, compiled):
+    if not compiled:
+        monkeypatch.setattr(score_decode, "load_score_decode_op", lambda: None)
+    rng = np.random.default_rng(11)
+    labels = rng.choice(np.array([0, 3, 18, 255], np.uint8), size=(301, 517))  # more than one chunk of pixels
+    confidence = rng.random(labels.shape, dtype=np.float32)
+    counts, sums = label_histogram(labels, confidence)
+    assert counts.dtype == np.int64 and sums.dtype == np.float64 and counts.shape == sums.shape == (256,)
+    np.testing.assert_array_equal(counts, np.bincount(labels.ravel(), minlength=256))
+    np.testing.assert_allclose(sums, np.bincount(labels.ravel(), weights=confidence.ravel(), minlength=256), rtol=1e-12)
+    counts_only, zeros = label_histogram(labels[::2, ::3])  # any strides; no confidence
+    np.testing.assert_array_equal(counts_only, np.bincount(labels[::2, ::3].ravel(), minlength=256))
+    assert not zeros.any()
+    with pytest.raises(ValueError, match="confidence values"):
+        label_histogram(labels, confidence[1:])
 
 
 def test_op_built_at_install_is_used_only_while_the_sources_match(monkeypatch):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
+from ..ops.score_decode import label_histogram
 
 Array = Union[np.ndarray, torch.Tensor]
 
@@ -32,7 +33,7 @@ class ClassStat:
 def count_classes(train_ids: Array, confidence: Optional[Array] = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixels per label value (0..255) and the sum of confidence per value, as numpy [256] arrays.
 
-    Runs where the data is (``torch.bincount`` on a GPU tensor, ``np.bincount`` on numpy).
+    Runs where the data is (``torch.bincount`` on a tensor, ``ops.label_histogram`` on numpy).
     """
     if isinstance(train_ids, torch.Tensor):
         flat = train_ids.reshape(-1).to(torch.int64)
@@ -40,11 +41,7 @@ def count_classes(train_ids: Array, confidence: Optional[Array] = None) -> tuple
         sums = torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=256) if confidence is not None \
             else torch.zeros(256, dtype=torch.float64, device=flat.device)  # fmt: skip
         return counts.cpu().numpy(), sums.cpu().numpy()
-    flat = np.asarray(train_ids, dtype=np.uint8).reshape(-1)
-    counts = np.bincount(flat, minlength=256)
-    sums = np.bincount(flat, weights=np.asarray(confidence).reshape(-1), minlength=256) if confidence is not None \
-        else np.zeros(256)  # fmt: skip
-    return counts, sums
+    return label_histogram(train_ids, confidence)
 
 
 def class_stats(counts: np.ndarray, confidence_sums: np.ndarray, class_ids: Optional[Sequence[int]] = None) -> List[ClassStat]:

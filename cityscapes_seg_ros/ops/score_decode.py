@@ -1,4 +1,5 @@
-"""The per-pixel class decision of a class-score map: ``decode_scores`` -> (train ids, confidence).
+"""The per-pixel class decision of a class-score map: ``decode_scores`` -> (train ids, confidence), and the
+per-label histogram of the result: ``label_histogram`` -> (pixels, summed confidence).
 
 On the CPU a compiled op (``kernels/score_decode``) does it in one pass over the scores: from logits, the
 winner is the highest logit and its probability is ``1 / sum_c exp(l_c - l_max)``, so the full-resolution
@@ -23,12 +24,13 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
 
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .extension import _build_mode, _build_root, _cpu_flags, source_digest
 
-__all__ = ["DECODE_BACKENDS", "decode_scores", "load_score_decode_op"]
+__all__ = ["DECODE_BACKENDS", "decode_scores", "label_histogram", "load_score_decode_op"]
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +131,18 @@ def decode_scores(
     if module is None:
         return _decode_torch(scores, from_logits, num_valid, ignore)
     return module.decode_scores(scores.float().contiguous(), bool(from_logits), int(num_valid), int(ignore))
+
+
+def label_histogram(labels: np.ndarray, confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels per label value (0..255, int64 [256]) and summed confidence per value (float64 [256]; zeros
+    without ``confidence``) of a uint8 label image: the compiled op where available, else ``np.bincount``."""
+    flat = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
+    weights = None if confidence is None else np.ascontiguousarray(confidence, dtype=np.float32).reshape(-1)
+    if weights is not None and weights.size != flat.size:
+        raise ValueError(f"label_histogram: {weights.size} confidence values for {flat.size} labels")
+    module = load_score_decode_op()
+    if module is not None:
+        counts, sums = module.label_histogram(torch.from_numpy(flat), None if weights is None else torch.from_numpy(weights))
+        return counts.numpy(), sums.numpy()
+    counts = np.bincount(flat, minlength=256)
+    return counts, np.zeros(256) if weights is None else np.bincount(flat, weights=weights, minlength=256)

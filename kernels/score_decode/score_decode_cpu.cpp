@@ -3,14 +3,18 @@
 // so the [C, H, W] softmax that torch would materialise (1.2 GB for a 150-class head at 2048x1024) is never
 // made. Pixels are taken in blocks whose C rows stay in cache between the max pass and the exp pass; the
 // inner loops run over contiguous pixels without branches, so the compiler vectorises them (it needs
-// -fno-trapping-math to turn the float comparisons into selects).
+// -fno-trapping-math to turn the float comparisons into selects). label_histogram then gives the pixels and
+// summed confidence per label for the node's statistics.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
+#include <optional>
 #include <tuple>
+#include <vector>
 
 namespace csr_score_decode {
 namespace {
@@ -106,13 +110,63 @@ std::tuple<at::Tensor, at::Tensor> decode_scores_cpu(const at::Tensor& scores_, 
     return {labels, confidence};
 }
 
+// Pixels and summed confidence per label value: each task counts its own chunk of pixels, and the chunks are
+// added up in order, so the sums do not depend on the number of threads.
+std::tuple<at::Tensor, at::Tensor> label_histogram_cpu(const at::Tensor& labels_,
+                                                       const std::optional<at::Tensor>& confidence_) {
+    TORCH_CHECK(labels_.device().is_cpu() && labels_.scalar_type() == at::kByte,
+                "label_histogram: labels must be a uint8 CPU tensor");
+    const at::Tensor labels = labels_.contiguous();
+    at::Tensor confidence;
+    if (confidence_.has_value()) {
+        TORCH_CHECK(confidence_->device().is_cpu() && confidence_->scalar_type() == at::kFloat,
+                    "label_histogram: confidence must be a float32 CPU tensor");
+        TORCH_CHECK(confidence_->numel() == labels.numel(), "label_histogram: confidence has ",
+                    confidence_->numel(), " values for ", labels.numel(), " labels");
+        confidence = confidence_->contiguous();
+    }
+    constexpr int64_t kChunk = 1 << 16;
+    const int64_t pixels = labels.numel(), chunks = (pixels + kChunk - 1) / kChunk;
+    std::vector<std::array<int64_t, 256>> chunk_counts(chunks);
+    std::vector<std::array<double, 256>> chunk_sums(confidence.defined() ? chunks : 0);
+    const uint8_t* label_data = labels.data_ptr<uint8_t>();
+    const float* confidence_data = confidence.defined() ? confidence.data_ptr<float>() : nullptr;
+    at::parallel_for(0, chunks, 1, [&](int64_t first_chunk, int64_t end_chunk) {
+        for (int64_t chunk = first_chunk; chunk < end_chunk; ++chunk) {
+            const int64_t begin = chunk * kChunk, end = std::min(pixels, begin + kChunk);
+            auto& counts = chunk_counts[chunk];
+            counts.fill(0);
+            for (int64_t p = begin; p < end; ++p) ++counts[label_data[p]];
+            if (confidence_data != nullptr) {
+                auto& sums = chunk_sums[chunk];
+                sums.fill(0.0);
+                for (int64_t p = begin; p < end; ++p) sums[label_data[p]] += confidence_data[p];
+            }
+        }
+    });
+    at::Tensor counts = at::zeros({256}, labels.options().dtype(at::kLong));
+    at::Tensor sums = at::zeros({256}, labels.options().dtype(at::kDouble));
+    int64_t* count_data = counts.data_ptr<int64_t>();
+    double* sum_data = sums.data_ptr<double>();
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        for (int v = 0; v < 256; ++v) count_data[v] += chunk_counts[chunk][v];
+        if (confidence_data != nullptr)
+            for (int v = 0; v < 256; ++v) sum_data[v] += chunk_sums[chunk][v];
+    }
+    return {counts, sums};
+}
+
 }  // namespace csr_score_decode
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "cityscapes_seg_ros: per-pixel winning class and its probability from a [C, H, W] score map (CPU)";
+    m.doc() = "cityscapes_seg_ros: per-pixel winning class and its probability from a [C, H, W] score map, and "
+              "the per-label histogram of the result (CPU)";
     m.def("decode_scores", &csr_score_decode::decode_scores_cpu,
           "labels uint8 [H, W] (winner, or `ignore` where winner >= num_valid) and confidence float32 [H, W]",
           py::arg("scores"), py::arg("from_logits"), py::arg("num_valid"), py::arg("ignore"));
+    m.def("label_histogram", &csr_score_decode::label_histogram_cpu,
+          "pixels int64 [256] and summed confidence float64 [256] (zeros without confidence) per label value",
+          py::arg("labels"), py::arg("confidence") = py::none());
 #ifdef CSR_SOURCE_DIGEST
     m.attr("source_digest") = CSR_SOURCE_DIGEST;
 #endif
