@@ -98,6 +98,23 @@ def test_label_histogram_counts_pixels_and_sums_confidence_per_label(compiled_op
         label_histogram(labels, confidence[1:])
 
 
+def test_a_failed_build_falls_back_to_torch_with_a_warning(monkeypatch, caplog):
+    def broken_build(src):
+        raise OSError("no compiler")
+
+    monkeypatch.setattr(score_decode, "_state", {})  # forget the op loaded by other tests
+    monkeypatch.setattr(score_decode, "_prebuilt", lambda src: None)
+    monkeypatch.setattr(score_decode, "_jit_build", broken_build)
+    monkeypatch.setattr(score_decode, "_build_mode", lambda: "auto")
+    logits = torch.randn(19, 6, 7, generator=torch.Generator().manual_seed(2))
+    with caplog.at_level("WARNING", logger=score_decode.__name__):
+        labels, confidence = decode_scores(logits, from_logits=True)
+    assert "no compiler" in caplog.text
+    assert torch.equal(labels, torch_decision(logits, True)[0])
+    with pytest.raises(RuntimeError, match="no compiler"):
+        decode_scores(logits, from_logits=True, backend="cpu")
+
+
 def test_op_built_at_install_is_used_only_while_the_sources_match(monkeypatch):
     try:
         import cityscapes_seg_ros._score_decode_cpu as installed

@@ -89,8 +89,9 @@ def load_score_decode_op() -> ModuleType | None:
                 module = _prebuilt(src) or _jit_build(src)
             except Exception as exc:  # a failed build falls back to torch ops, never breaks inference
                 reason = f"build failed: {type(exc).__name__}: {str(exc).strip()[-1000:]}"
-        if module is None:
-            log.info("compiled score decode op unavailable (%s); using torch ops", reason)
+        if module is None:  # a failed build deserves a warning; a switched-off one does not
+            (log.warning if reason.startswith("build failed") else log.info)(
+                "compiled score decode op unavailable (%s); using torch ops", reason)
         _state["module"], _state["error"] = module, reason
         return module
 
