@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..labels import LABEL_BY_ID, LABELS, TRAIN_LABELS
+from .label_png import GREY_COLOR_TYPE, PNG_SIGNATURE, decode_grey_png
 
 PathLike = Union[str, Path]
 
@@ -275,24 +276,23 @@ def _check_instance_labels(instance_labels: np.ndarray) -> None:
                              "which has no instances")  # fmt: skip
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-GREY_COLOR_TYPE = 0
-
-
 def read_label_image(path: PathLike) -> np.ndarray:
     """A label-id or instance-id PNG as the official evaluator reads it (with PIL).
 
-    8- and 16-bit grey PNGs (the official formats) are decoded by OpenCV, which gives the same array faster;
-    anything else (palette PNGs give their indices, as in PIL) by PIL.
+    Plain 8- and 16-bit grey PNGs (the official formats) are decoded by ``label_png`` (libdeflate and the
+    compiled unfilter), other grey PNGs by OpenCV, which give the same array faster; anything else (palette
+    PNGs give their indices, as in PIL) by PIL.
     """
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc})") from None
-    header = data[:26].tobytes()
-    is_png = len(header) == 26 and header[:8] == PNG_SIGNATURE
-    if is_png and header[24] in (8, 16) and header[25] == GREY_COLOR_TYPE:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    image = decode_grey_png(data)
+    if image is not None:
+        return image
+    is_png = len(data) >= 26 and data.startswith(PNG_SIGNATURE)
+    if is_png and data[24] in (8, 16) and data[25] == GREY_COLOR_TYPE:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         if image is not None and image.ndim == 2:
             return image
     return _read_with_pil(path)

@@ -1,5 +1,6 @@
-"""The per-pixel class decision of a class-score map: ``decode_scores`` -> (train ids, confidence), and the
-per-label histogram of the result: ``label_histogram`` -> (pixels, summed confidence).
+"""The per-pixel class decision of a class-score map: ``decode_scores`` -> (train ids, confidence), the
+per-label histogram of the result: ``label_histogram`` -> (pixels, summed confidence), and the last step of
+decoding a grey label PNG for the evaluator: ``png_unfilter``.
 
 On the CPU a compiled op (``kernels/score_decode``) does it in one pass over the scores: from logits, the
 winner is the highest logit and its probability is ``1 / sum_c exp(l_c - l_max)``, so the full-resolution
@@ -30,7 +31,7 @@ import torch
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .extension import _build_mode, _build_root, _cpu_flags, source_digest
 
-__all__ = ["DECODE_BACKENDS", "decode_scores", "label_histogram", "load_score_decode_op"]
+__all__ = ["DECODE_BACKENDS", "decode_scores", "label_histogram", "load_score_decode_op", "png_unfilter"]
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,17 @@ def label_histogram(labels: np.ndarray, confidence: np.ndarray | None = None) ->
         return counts.numpy(), sums.numpy()
     counts = np.bincount(flat, minlength=256)
     return counts, np.zeros(256) if weights is None else np.bincount(flat, weights=weights, minlength=256)
+
+
+def png_unfilter(filtered: bytes, height: int, width: int, bit_depth: int) -> np.ndarray | None:
+    """The samples [H, W] (uint8 for 8 bits, uint16 for 16) of a grey, non-interlaced PNG from its inflated
+    IDAT stream; None where the compiled op is unavailable. ValueError for an unknown filter type or a stream
+    of the wrong length."""
+    module = load_score_decode_op()
+    if module is None:
+        return None
+    try:
+        samples = module.png_unfilter(filtered, height, width, bit_depth).numpy()
+    except RuntimeError as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
+    return samples.view(np.uint16) if bit_depth == 16 else samples
