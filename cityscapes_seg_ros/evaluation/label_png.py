@@ -69,7 +69,9 @@ def decode_grey_png(data: bytes) -> np.ndarray | None:
     else:
         return None
     width, height, bit_depth, colour_type, compression, filter_method, interlace = header
-    if colour_type != GREY_COLOR_TYPE or bit_depth not in (8, 16) or (compression, filter_method, interlace) != (0, 0, 0):
+    if colour_type != GREY_COLOR_TYPE or bit_depth not in (8, 16):
+        return None
+    if (compression, filter_method, interlace) != (0, 0, 0):  # only method 0 exists; interlaced is left out
         return None
     if width == 0 or height == 0 or not idat:
         return None

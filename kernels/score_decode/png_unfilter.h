@@ -48,7 +48,8 @@ bool unfilter_row(uint8_t filter, const uint8_t* source, const uint8_t* prior, u
             for (int64_t i = 0; i < row_bytes; i += UNIT)
                 for (int k = 0; k < UNIT; ++k) {
                     const uint8_t up = prior[i + k];
-                    row[i + k] = left[k] = static_cast<uint8_t>(source[i + k] + paeth_predictor(left[k], up, up_left[k]));
+                    const uint8_t predicted = paeth_predictor(left[k], up, up_left[k]);
+                    row[i + k] = left[k] = static_cast<uint8_t>(source[i + k] + predicted);
                     up_left[k] = up;
                 }
             return true;
