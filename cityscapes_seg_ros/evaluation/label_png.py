@@ -29,7 +29,8 @@ _MAX_DEFLATE_RATIO = 1032  # deflate cannot expand a stream further; a header cl
 
 
 def _chunks(data: bytes):
-    """(type, payload) of each chunk up to IEND; None where the file ends early or a CRC is wrong."""
+    """(type, payload) of each chunk up to and including IEND; else ends with None (the file ends early or a
+    CRC is wrong)."""
     position = len(PNG_SIGNATURE)
     while position + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
@@ -64,10 +65,6 @@ def decode_grey_png(data: bytes) -> np.ndarray | None:
             idat.append(payload)
         elif kind != b"IEND" and kind not in _HARMLESS_CHUNKS:
             return None
-        if kind == b"IEND":
-            break
-    else:
-        return None
     width, height, bit_depth, colour_type, compression, filter_method, interlace = header
     if colour_type != GREY_COLOR_TYPE or bit_depth not in (8, 16):
         return None
