@@ -1,16 +1,16 @@
 """Cityscapes semantic segmentation with InternImage (UperNet / SegFormer heads), for ROS 2 and offline use.
 
 The core (models, inference, evaluation) imports without ROS; the node lives in
-``cityscapes_seg_ros.node`` and needs rclpy.
+``cityscapes_seg_ros.node`` and needs rclpy. Importing this package imports neither torch nor rclpy:
+the names below load their module on first use, so the evaluator and the message modules stay light.
 """
 
+from __future__ import annotations
+
+import importlib
 import os
 import sys
-
-from .builder import build_segmentor, count_parameters, resolve_device
-from .checkpoint import CheckpointError, read_state_dict, resolve_checkpoint
-from .inference import Prediction, Predictor, preprocess, scores_to_train_ids
-from .models import MODEL_REGISTRY, EncoderDecoder, SegmentorConfig, get_model_config, list_models
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -20,20 +20,35 @@ _GENERATED_MESSAGES = os.path.join(sys.prefix, "lib", "cityscapes_seg_ros_msgs",
 if os.path.isdir(_GENERATED_MESSAGES) and _GENERATED_MESSAGES not in __path__:
     __path__.append(_GENERATED_MESSAGES)
 
-__all__ = [
-    "CheckpointError",
-    "EncoderDecoder",
-    "MODEL_REGISTRY",
-    "Prediction",
-    "Predictor",
-    "SegmentorConfig",
-    "build_segmentor",
-    "count_parameters",
-    "get_model_config",
-    "list_models",
-    "preprocess",
-    "read_state_dict",
-    "resolve_checkpoint",
-    "resolve_device",
-    "scores_to_train_ids",
-]
+_LAZY = {
+    "build_segmentor": "builder",
+    "count_parameters": "builder",
+    "resolve_device": "devices",
+    "CheckpointError": "checkpoint",
+    "read_state_dict": "checkpoint",
+    "resolve_checkpoint": "checkpoint",
+    "Prediction": "inference",
+    "Predictor": "inference",
+    "preprocess": "inference",
+    "scores_to_train_ids": "inference",
+    "MODEL_REGISTRY": "models",
+    "EncoderDecoder": "models",
+    "SegmentorConfig": "models",
+    "get_model_config": "models",
+    "list_models": "models",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

@@ -7,30 +7,11 @@ from typing import Mapping, Optional, Union
 
 import torch
 
+from .devices import resolve_device
 from .checkpoint import PathLike, check_state_dict, read_state_dict, resolve_checkpoint
 from .models import EncoderDecoder, SegmentorConfig, config_from_mmseg, get_model_config
 
 log = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda[:i]" fails clearly when CUDA is absent."""
-    if isinstance(device, torch.device):
-        text = str(device)
-    else:
-        text = str(device).strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or text.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {text!r} requested but CUDA is not available (torch {torch.__version__})")
-        return torch.device(text)
-    raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)} or cuda:<index>")
-
 
 def resolve_config(model: Union[str, SegmentorConfig, Mapping]) -> SegmentorConfig:
     """A registry name, a ``SegmentorConfig``, or an official mmseg model dict."""

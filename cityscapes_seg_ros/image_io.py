@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
 
 def read_bgr(path: Path) -> np.ndarray:
     """Read an image as 3-channel uint8 BGR (grey and alpha images converted, as mmcv does)."""

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .builder import resolve_device
+from .devices import resolve_device
 from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .models.layers import resize_bilinear
 from .ops.score_decode import decode_scores

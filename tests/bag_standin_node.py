@@ -16,7 +16,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from cityscapes_seg_ros import Predictor, build_segmentor
-from cityscapes_seg_ros.bag.bagio import image_from_message, to_bgr, typestore
+from cityscapes_seg_ros.bag.bagio import typestore
+from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr
 from cityscapes_seg_ros.bag.ros import reliable_qos
 from cityscapes_seg_ros.cli.main import parse_scale
 from cityscapes_seg_ros.cli.predict import read_model_config
@@ -52,7 +53,7 @@ class StandInNode(Node):
             if self.skip_every and self.count % self.skip_every == 0:
                 return
             msg = self.store.deserialize_cdr(data, type_name)
-            train_ids = self.predictor.predict(to_bgr(image_from_message(msg))).train_ids
+            train_ids = self.predictor.predict(image_msg_to_bgr(msg)).train_ids
             labels.publish(self.image(msg.header, train_ids, "mono8"))
             color.publish(self.image(msg.header, colorize(train_ids), "rgb8"))
 

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from cityscapes_seg_ros.node.image_conversion import to_image_msg
+from cityscapes_seg_ros.ros_contract.image_codec import to_image_msg
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

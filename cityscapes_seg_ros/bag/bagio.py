@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import yaml
 
+from ..ros_contract.image_codec import decode_image, image_msg_to_bgr
+from ..ros_contract.topics import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES  # noqa: F401 (re-exported)
 from .mcap_salvage import McapScan, mcap_files
 
 log = logging.getLogger(__name__)
@@ -25,23 +27,7 @@ DEFAULT_CAMERA_INFO_TOPIC = "/cam/front/camera_info"
 DEFAULT_GT_LABEL_TOPIC = "/cam/front/gt/label_ids"
 DEFAULT_GT_INSTANCE_TOPIC = "/cam/front/gt/instance_ids"
 
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
-CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 STORAGES = ("mcap", "sqlite3")
-
-# Bytes per pixel and channel count of the encodings we read and write.
-ENCODINGS: Dict[str, Tuple[np.dtype, int]] = {
-    "bgr8": (np.dtype(np.uint8), 3),
-    "rgb8": (np.dtype(np.uint8), 3),
-    "bgra8": (np.dtype(np.uint8), 4),
-    "rgba8": (np.dtype(np.uint8), 4),
-    "mono8": (np.dtype(np.uint8), 1),
-    "8UC1": (np.dtype(np.uint8), 1),
-    "mono16": (np.dtype(np.uint16), 1),
-    "16UC1": (np.dtype(np.uint16), 1),
-}
 
 
 class BagError(RuntimeError):
@@ -71,34 +57,6 @@ def header_stamp_ns(cdr: bytes) -> int:
     order = "<" if cdr[1] & 1 else ">"  # encapsulation kind: odd = little-endian
     sec, nanosec = struct.unpack_from(order + "iI", cdr, 4)
     return sec * 1_000_000_000 + nanosec
-
-
-def image_from_message(msg) -> np.ndarray:
-    """A deserialized Image or CompressedImage -> numpy array (BGR for colour, [H, W] for mono)."""
-    if hasattr(msg, "format"):  # CompressedImage
-        data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-        if image is None:
-            raise BagError(f"compressed image ({msg.format!r}) cannot be decoded")
-        if image.ndim == 3 and image.shape[2] == 4:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        return image
-    if msg.encoding not in ENCODINGS:
-        raise BagError(f"image encoding {msg.encoding!r} is not supported (use one of {', '.join(ENCODINGS)})")
-    dtype, channels = ENCODINGS[msg.encoding]
-    dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
-    row_bytes = msg.width * channels * dtype.itemsize
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
-    if msg.step < row_bytes or data.size < msg.step * msg.height:
-        raise BagError(f"image data of {data.size} bytes is too small for {msg.width}x{msg.height} {msg.encoding}")
-    rows = data[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row_bytes]
-    image = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels).astype(dtype.newbyteorder("="))
-    if msg.encoding == "rgb8":
-        return image[:, :, ::-1].copy()
-    if msg.encoding in ("bgra8", "rgba8"):
-        code = cv2.COLOR_BGRA2BGR if msg.encoding == "bgra8" else cv2.COLOR_RGBA2BGR
-        return cv2.cvtColor(image, code)
-    return image[:, :, 0] if channels == 1 else image
 
 
 def parse_storage(text: str):
@@ -259,16 +217,7 @@ def iter_images(
     """(header stamp ns, BGR image) of an Image or CompressedImage topic."""
     store = typestore()
     for _, msgtype, _, data in read_messages(path, [topic], problem):
-        yield header_stamp_ns(data), to_bgr(image_from_message(deserialize(store, data, msgtype)))
-
-
-def to_bgr(image: np.ndarray) -> np.ndarray:
-    """Grey or 16-bit camera images -> 8-bit BGR as the model expects."""
-    if image.dtype != np.uint8:
-        image = (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else image.astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return image
+        yield header_stamp_ns(data), image_msg_to_bgr(deserialize(store, data, msgtype))
 
 
 @dataclass
@@ -292,7 +241,7 @@ def iter_ground_truth(
     for topic, msgtype, _, data in read_messages(path, topics, problem):
         stamp = header_stamp_ns(data)
         frame = pending.setdefault(stamp, GroundTruth(stamp, None))
-        image = image_from_message(deserialize(store, data, msgtype))
+        image = decode_image(deserialize(store, data, msgtype))
         if topic == label_topic:
             frame.label_ids = image
         else:

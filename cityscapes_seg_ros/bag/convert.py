@@ -20,16 +20,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..cli.predict import IMAGE_EXTENSIONS
-from ..image_io import read_bgr
+from ..image_io import IMAGE_EXTENSIONS, read_bgr
+from ..ros_contract.image_codec import image_fields
+from ..ros_contract.topics import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, compressed_topic
 from .bagio import (
-    CAMERA_INFO_TYPE,
-    COMPRESSED_IMAGE_TYPE,
     DEFAULT_CAMERA_INFO_TOPIC,
     DEFAULT_GT_INSTANCE_TOPIC,
     DEFAULT_GT_LABEL_TOPIC,
     DEFAULT_IMAGE_TOPIC,
-    IMAGE_TYPE,
     BagError,
     parse_storage,
     typestore,
@@ -113,10 +111,6 @@ class ConvertResult:
     warnings: List[str] = field(default_factory=list)  # the frame is in the bag, without something
 
 
-def compressed_topic(image_topic: str) -> str:
-    return image_topic.rstrip("/") + "/compressed"
-
-
 class MessageFactory:
     """Serialized sensor_msgs messages stamped alike, built with the rosbags typestore."""
 
@@ -131,12 +125,7 @@ class MessageFactory:
         return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=self.frame_id)
 
     def image(self, stamp_ns: int, array: np.ndarray, encoding: str) -> bytes:
-        array = np.ascontiguousarray(array)
-        height, width = array.shape[:2]
-        msg = self.types[IMAGE_TYPE](
-            header=self.header(stamp_ns), height=height, width=width, encoding=encoding,
-            is_bigendian=0, step=array.strides[0], data=array.view(np.uint8).reshape(-1),
-        )  # fmt: skip
+        msg = self.types[IMAGE_TYPE](header=self.header(stamp_ns), **image_fields(array, encoding))
         return bytes(self.store.serialize_cdr(msg, IMAGE_TYPE))
 
     def compressed_image(self, stamp_ns: int, encoded: bytes, fmt: str) -> bytes:

@@ -30,7 +30,8 @@ from .bagio import (
     iter_images,
     summarize,
 )
-from .convert import FRAMES_METADATA_KEY, compressed_topic
+from ..ros_contract.topics import compressed_topic
+from .convert import FRAMES_METADATA_KEY
 from .predictions import PredictionStore
 
 log = logging.getLogger(__name__)

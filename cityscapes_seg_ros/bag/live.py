@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .bagio import (
-    COMPRESSED_IMAGE_TYPE,
     BagError,
     BagSummary,
     header_stamp_ns,
-    image_from_message,
     typestore,
 )
+from ..ros_contract.image_codec import decode_image
+from ..ros_contract.topics import IMAGE_TYPE, camera_info_topic, camera_of_input, output_topic, segmentation_namespace
 from .evaluate import Collected, EvaluateOptions, FrameTiming
 from .predictions import PredictionStore
 from .recorder import OutputRecorder
@@ -34,22 +34,6 @@ from .ros import publisher_is_reliable, reliable_qos, ros_node, wait_until
 log = logging.getLogger(__name__)
 
 DEFAULT_NODE_MODULE = "cityscapes_seg_ros.node"
-
-
-def camera_base(image_topic: str, msgtype: str) -> Tuple[str, str]:
-    """(topic the node is told to read, input transport): a compressed topic is <base>/compressed."""
-    if msgtype == COMPRESSED_IMAGE_TYPE and image_topic.endswith("/compressed"):
-        return image_topic[: -len("/compressed")], "compressed"
-    return image_topic, "raw"
-
-
-def namespace_of(topic: str) -> str:
-    return topic.rstrip("/").rsplit("/", 1)[0]
-
-
-def output_topic(base_topic: str, name: str) -> str:
-    """/cam/front/image_raw -> /cam/front/segmentation/<name>."""
-    return f"{namespace_of(base_topic)}/segmentation/{name}"
 
 
 def node_command(options: EvaluateOptions, base_topic: str, transport: str) -> List[str]:
@@ -139,7 +123,7 @@ class OutputCollector:
         while (item := self.pending.get()) is not None:
             stamp, data = item
             try:
-                self.store.put(stamp, image_from_message(store.deserialize_cdr(data, "sensor_msgs/msg/Image")))
+                self.store.put(stamp, decode_image(store.deserialize_cdr(data, IMAGE_TYPE)))
             except (BagError, ValueError) as exc:
                 self.decode_errors.append(f"output of frame {stamp}: unreadable ({exc})")
 
@@ -181,9 +165,9 @@ def drain(collector: OutputCollector, timeout_sec: float, process: Optional[Node
 
 def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: EvaluateOptions) -> Collected:
     """Replay the bag's camera (and camera_info) into the node and collect its label images."""
-    base_topic, transport = camera_base(image_topic, summary.topics[image_topic].msgtype)
+    base_topic, transport = camera_of_input(image_topic, summary.topics[image_topic].msgtype)
     labels_topic = output_topic(base_topic, "labels")
-    info_topic = f"{namespace_of(base_topic)}/camera_info"
+    info_topic = camera_info_topic(base_topic)
     topics = [image_topic] + ([info_topic] if info_topic in summary.topics else [])
     collected = Collected([], PredictionStore(options.save_predictions))
     process = None
@@ -200,7 +184,7 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
             collector = OutputCollector(node, labels_topic, publisher_is_reliable(node, labels_topic),
                                         collected.store, collected.timings)  # fmt: skip
             if options.record:
-                recorder = OutputRecorder(node, namespace_of(base_topic) + "/segmentation/", options.record)
+                recorder = OutputRecorder(node, segmentation_namespace(base_topic) + "/", options.record)
             # The node's labels publisher must have matched our new subscription before the first frame.
             wait_until(lambda: collector.subscription.get_publisher_count() > 0, 10.0)
             log.info("replaying %s into the node at rate %.2f", image_topic, options.rate)

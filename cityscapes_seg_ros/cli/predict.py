@@ -13,14 +13,13 @@ import yaml
 from tqdm import tqdm
 
 from ..builder import build_segmentor
-from ..image_io import read_bgr, write_png
+from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_png
 from ..inference import Prediction, Predictor
 from ..labels import train_ids_to_label_ids
 from ..visualize import colorize, overlay
 
 log = logging.getLogger("cityscapes_seg.predict")
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 OUTPUT_KINDS = ("trainIds", "labelIds", "color", "overlay")
 
 

@@ -1,5 +1,5 @@
 """The ROS 2 node (``python -m cityscapes_seg_ros.node`` / ``cityscapes_seg_node``).
 
-``image_conversion``, ``statistics``, ``pipeline`` and ``params``' checks import without ROS; ``node``
+``statistics``, ``pipeline`` and ``params``' checks import without ROS; ``node``
 and ``__main__`` need rclpy and the package's messages (``scripts/build_msgs.sh`` or colcon).
 """

@@ -29,13 +29,21 @@ from ..builder import build_segmentor
 from ..cli.predict import read_model_config
 from ..msg import ClassStat as ClassStatMsg
 from ..msg import ClassStatistics
-from .image_conversion import BadImageError, compressed_msg_to_bgr, image_msg_to_bgr, to_image_msg
+from ..ros_contract.image_codec import BadImageError, image_msg_to_bgr, to_image_msg
+from ..ros_contract.topics import (
+    COLOR_ENCODING,
+    IMAGE_OUTPUTS,
+    LABELS_ENCODING,
+    camera_info_topic,
+    input_topic,
+    output_topic,
+    segmentation_namespace,
+)
 from .params import SPECS, NodeSettings, ParameterError, declare_parameters, problem
 from .pipeline import DevicePredictor, FrameProcessor, FrameResult
 from .statistics import CameraCounters, LatencyWindow, class_stats, ignored_count
 
 NODE_NAME = "cityscapes_seg_node"
-IMAGE_OUTPUTS = ("labels", "color", "overlay", "confidence")
 
 
 def load_predictor(settings: NodeSettings) -> DevicePredictor:
@@ -58,12 +66,6 @@ def dcnv3_backend_name(device_type: str, requested: str) -> str:
     return f"pytorch ({extension.build_error(device_type) or 'compiled op unavailable'})"
 
 
-def segmentation_namespace(image_topic: str) -> str:
-    """``/cam/front/image_raw`` -> ``/cam/front/segmentation``."""
-    parent = image_topic.rsplit("/", 1)[0]
-    return f"{parent}/segmentation"
-
-
 class Camera:
     """One input stream: its subscriptions, output publishers, newest-frame slot and counters."""
 
@@ -82,23 +84,21 @@ class Camera:
             reliability=ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
         )  # fmt: skip
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
-        if settings.input_transport == "compressed":
-            self.input_topic = f"{self.image_topic}/compressed"
-            self.subscription = node.create_subscription(CompressedImage, self.input_topic, self._on_image, input_qos,
-                                                         event_callbacks=events)  # fmt: skip
-        else:
-            self.input_topic = self.image_topic
-            self.subscription = node.create_subscription(Image, self.input_topic, self._on_image, input_qos,
-                                                         event_callbacks=events)  # fmt: skip
-        info_topic = f"{self.image_topic.rsplit('/', 1)[0]}/camera_info"
-        self.info_subscription = node.create_subscription(CameraInfo, info_topic, self._on_camera_info, input_qos)
+        self.input_topic = input_topic(self.image_topic, settings.input_transport)
+        message_type = CompressedImage if settings.input_transport == "compressed" else Image
+        self.subscription = node.create_subscription(message_type, self.input_topic, self._on_image, input_qos,
+                                                     event_callbacks=events)  # fmt: skip
+        self.info_subscription = node.create_subscription(
+            CameraInfo, camera_info_topic(self.image_topic), self._on_camera_info, input_qos
+        )
         output_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=2, durability=DurabilityPolicy.VOLATILE,
             reliability=ReliabilityPolicy.RELIABLE if settings.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
         )  # fmt: skip
-        self.publishers = {kind: node.create_publisher(Image, f"{self.output_ns}/{kind}", output_qos) for kind in IMAGE_OUTPUTS}
-        self.publishers["statistics"] = node.create_publisher(ClassStatistics, f"{self.output_ns}/statistics", output_qos)
-        self.publishers["camera_info"] = node.create_publisher(CameraInfo, f"{self.output_ns}/camera_info", output_qos)
+        topic = self.image_topic
+        self.publishers = {kind: node.create_publisher(Image, output_topic(topic, kind), output_qos) for kind in IMAGE_OUTPUTS}
+        self.publishers["statistics"] = node.create_publisher(ClassStatistics, output_topic(topic, "statistics"), output_qos)
+        self.publishers["camera_info"] = node.create_publisher(CameraInfo, output_topic(topic, "camera_info"), output_qos)
 
     def _on_image(self, msg: Any) -> None:
         """Executor thread: keep only the newest frame; the worker takes it."""
@@ -199,10 +199,7 @@ class SegmentationNode(Node):
         settings = self.settings
         try:
             start = time.perf_counter()
-            if isinstance(msg, CompressedImage):
-                image = compressed_msg_to_bgr(msg, settings.max_pixels)
-            else:
-                image = image_msg_to_bgr(msg, settings.max_pixels)
+            image = image_msg_to_bgr(msg, settings.max_pixels)
             convert_ms = (time.perf_counter() - start) * 1e3
         except BadImageError as exc:
             camera.counters.add_bad_input(exc.kind)
@@ -224,11 +221,11 @@ class SegmentationNode(Node):
                         wanted: Set[str], settings: NodeSettings) -> None:  # fmt: skip
         pubs = camera.publishers
         if "labels" in wanted:
-            pubs["labels"].publish(to_image_msg(result.train_ids, "mono8", header))
+            pubs["labels"].publish(to_image_msg(result.train_ids, LABELS_ENCODING, header))
         if result.color is not None:
-            pubs["color"].publish(to_image_msg(result.color, "rgb8", header))
+            pubs["color"].publish(to_image_msg(result.color, COLOR_ENCODING, header))
         if result.overlay is not None:
-            pubs["overlay"].publish(to_image_msg(result.overlay, "rgb8", header))
+            pubs["overlay"].publish(to_image_msg(result.overlay, COLOR_ENCODING, header))
         if result.confidence is not None:
             if settings.confidence_encoding == "32FC1":
                 pubs["confidence"].publish(to_image_msg(result.confidence.astype(np.float32), "32FC1", header))

@@ -1,6 +1,5 @@
-"""Image conversion of the node (cv_bridge semantics) and its statistics, without ROS."""
+"""The one Image/CompressedImage <-> numpy codec (cv_bridge semantics) and the topic names, without ROS."""
 
-import math
 import re
 from types import SimpleNamespace
 
@@ -8,14 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cityscapes_seg_ros.labels import TRAIN_CLASS_NAMES
-from cityscapes_seg_ros.node.image_conversion import (
-    BadImageError,
-    compressed_msg_to_bgr,
-    image_fields,
-    image_msg_to_bgr,
-)
-from cityscapes_seg_ros.node.statistics import class_stats, count_classes
+from cityscapes_seg_ros.ros_contract import topics
+from cityscapes_seg_ros.ros_contract.image_codec import BadImageError, decode_image, image_fields, image_msg_to_bgr
 
 RNG = np.random.default_rng(0)
 BGR = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -94,9 +87,9 @@ def compressed(image: np.ndarray, ext: str) -> SimpleNamespace:
 
 def test_png_and_jpeg_decode_to_bgr():
     big = RNG.integers(0, 256, (32, 48, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(compressed_msg_to_bgr(compressed(big, ".png")), big)
+    np.testing.assert_array_equal(image_msg_to_bgr(compressed(big, ".png")), big)
     flat = np.full((32, 48, 3), (10, 120, 230), np.uint8)
-    assert np.abs(compressed_msg_to_bgr(compressed(flat, ".jpg")).astype(int) - flat).max() <= 3
+    assert np.abs(image_msg_to_bgr(compressed(flat, ".jpg")).astype(int) - flat).max() <= 3
 
 
 @pytest.mark.parametrize(
@@ -114,7 +107,7 @@ def test_bad_compressed_images_are_refused(data, kind, words):
     elif data == "huge-png":
         data = compressed(np.zeros((200, 300, 3), np.uint8), ".png").data
     with pytest.raises(BadImageError, match=words) as info:
-        compressed_msg_to_bgr(SimpleNamespace(format="jpeg", data=data), max_pixels=1000)
+        image_msg_to_bgr(SimpleNamespace(format="jpeg", data=data), max_pixels=1000)
     assert info.value.kind == kind
 
 
@@ -127,14 +120,37 @@ def test_image_fields_round_trip_and_refuse_wrong_arrays():
         image_fields(BGR, "mono8")
 
 
-def test_statistics_count_every_pixel_and_average_confidence():
-    train_ids = np.array([[0, 0, 13], [255, 13, 13]], np.uint8)
-    confidence = np.array([[0.5, 0.7, 0.9], [0.2, 0.6, 0.3]], np.float32)
-    counts, sums = count_classes(train_ids, confidence)
-    stats = class_stats(counts, sums)
-    assert [s.name for s in stats] == list(TRAIN_CLASS_NAMES)
-    road, car = stats[0], stats[13]
-    assert (road.pixel_count, car.pixel_count, counts[255]) == (2, 3, 1)
-    assert road.fraction == pytest.approx(2 / 6) and car.mean_confidence == pytest.approx(0.6)
-    assert math.isnan(stats[1].mean_confidence) and stats[1].pixel_count == 0
-    assert [s.train_id for s in class_stats(counts, sums, [13, 0])] == [0, 13]
+@pytest.mark.parametrize("encoding, dtype", [("mono16", np.uint16), ("16UC1", np.uint16), ("mono8", np.uint8)])
+def test_mono_images_keep_their_values_for_ground_truth(encoding, dtype):
+    ids = RNG.integers(0, np.iinfo(dtype).max, (4, 6)).astype(dtype)
+    fields = image_fields(ids, "mono16" if dtype == np.uint16 else "mono8")
+    fields["encoding"] = encoding
+    decoded = decode_image(SimpleNamespace(**fields))
+    assert decoded.dtype == dtype
+    np.testing.assert_array_equal(decoded, ids)
+    np.testing.assert_array_equal(image_msg_to_bgr(SimpleNamespace(**fields))[:, :, 1], ids >> 8 if dtype == np.uint16 else ids)
+
+
+def test_16bit_png_label_images_decode_unchanged():
+    ids = RNG.integers(0, 40000, (9, 11)).astype(np.uint16)
+    decoded = decode_image(compressed(ids, ".png"))
+    assert decoded.dtype == np.uint16
+    np.testing.assert_array_equal(decoded, ids)
+
+
+@pytest.mark.parametrize(
+    "image_topic, labels, info",
+    [
+        ("/cam/front/image_raw", "/cam/front/segmentation/labels", "/cam/front/camera_info"),
+        ("/image_raw", "/segmentation/labels", "/camera_info"),
+        ("image_raw", "segmentation/labels", "camera_info"),
+    ],
+)
+def test_output_topics_live_under_the_cameras_segmentation_namespace(image_topic, labels, info):
+    assert topics.output_topic(image_topic, "labels") == labels
+    assert topics.camera_info_topic(image_topic) == info
+    assert topics.input_topic(image_topic, "compressed") == image_topic + "/compressed"
+    assert topics.camera_of_input(image_topic + "/compressed", topics.COMPRESSED_IMAGE_TYPE) == (image_topic, "compressed")
+    assert topics.camera_of_input(image_topic, topics.IMAGE_TYPE) == (image_topic, "raw")
+    with pytest.raises(ValueError, match="unknown output 'mask'"):
+        topics.output_topic(image_topic, "mask")
