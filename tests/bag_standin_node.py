@@ -19,8 +19,7 @@ from cityscapes_seg_ros import Predictor, build_segmentor
 from cityscapes_seg_ros.bag.bagio import typestore
 from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr
 from cityscapes_seg_ros.bag.ros import reliable_qos
-from cityscapes_seg_ros.cli.main import parse_scale
-from cityscapes_seg_ros.cli.predict import read_model_config
+from cityscapes_seg_ros.model_options import parse_scale, read_model_config
 from cityscapes_seg_ros.visualize import colorize
 
 

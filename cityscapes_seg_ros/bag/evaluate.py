@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 from tqdm import tqdm
 
 from ..labels import train_ids_to_label_ids
+from ..model_options import ModelOptions, build_predictor, given_options
 from .bagio import (
     DEFAULT_GT_INSTANCE_TOPIC,
     DEFAULT_GT_LABEL_TOPIC,
@@ -45,13 +46,8 @@ class EvaluateOptions:
     instance_topic: str = DEFAULT_GT_INSTANCE_TOPIC
     save_predictions: Optional[Path] = None
     offline: bool = False
-    model: Optional[str] = None
-    checkpoint: Optional[str] = None
-    device: Optional[str] = None
-    precision: Optional[str] = None
-    mode: str = "whole"
-    tta: str = "none"
-    img_scale: Tuple[int, int] = (2048, 1024)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    model_given: List[str] = field(default_factory=list)  # the model options set by the user (live: passed to the node)
     params_file: Optional[Path] = None
     node_args: List[str] = field(default_factory=list)
     use_running_node: bool = False
@@ -63,8 +59,9 @@ class EvaluateOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EvaluateOptions":
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in vars(args).items() if k in names})
+        names = set(cls.__dataclass_fields__) - {"model", "model_given"}
+        return cls(**{k: v for k, v in vars(args).items() if k in names}, model=ModelOptions.from_args(args),
+                   model_given=given_options(args))  # fmt: skip
 
 
 @dataclass
@@ -103,23 +100,9 @@ def choose_image_topic(summary: BagSummary, requested: Optional[str]) -> str:
     raise BagError(f"{summary.path}: cannot tell the camera topic (pass --image-topic); the bag holds: {held}")
 
 
-def build_predictor(options: EvaluateOptions):
-    """The model for offline mode: a registry name or a YAML/JSON mmseg model config file."""
-    from ..builder import build_segmentor
-    from ..cli.predict import read_model_config
-    from ..inference import Predictor
-
-    if not options.model:
-        raise BagError("--offline needs --model (a model name or a model config file)")
-    model = read_model_config(options.model) if Path(options.model).is_file() else options.model
-    segmentor = build_segmentor(model, options.checkpoint, options.device or "auto")
-    return Predictor(segmentor, precision=options.precision or "fp32", mode=options.mode, tta=options.tta,
-                     img_scale=options.img_scale)  # fmt: skip
-
-
 def predict_offline(bag: Path, image_topic: str, summary: BagSummary, options: EvaluateOptions) -> Collected:
     """Run the model on every camera frame of the bag, no ROS transport."""
-    predictor = build_predictor(options)
+    predictor = build_predictor(options.model)
     collected = Collected([], PredictionStore(options.save_predictions), latency_kind="model")
     problem, started = ReadProblem(), time.monotonic()
     total = summary.topics[image_topic].count
@@ -132,8 +115,7 @@ def predict_offline(bag: Path, image_topic: str, summary: BagSummary, options: E
     collected.wall_sec = time.monotonic() - started
     if problem.message:
         collected.problems.append(problem.message)
-    collected.details["model"] = {"model": options.model, "checkpoint": options.checkpoint,
-                                  "device": str(predictor.device), "precision": predictor.precision}  # fmt: skip
+    collected.details["model"] = {**options.model.describe(), "device": str(predictor.device)}
     return collected
 
 

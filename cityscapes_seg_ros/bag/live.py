@@ -41,10 +41,7 @@ def node_command(options: EvaluateOptions, base_topic: str, transport: str) -> L
     if options.params_file:
         command += ["--params-file", str(options.params_file)]
     parameters = [f"image_topics:=['{base_topic}']", f"input_transport:={transport}"]
-    for name in ("model", "checkpoint", "device", "precision"):
-        value = getattr(options, name)
-        if value is not None:
-            parameters.append(f"{name}:={value}")
+    parameters += options.model.node_parameters(options.model_given)
     parameters += options.node_args
     for parameter in parameters:
         command += ["-p", parameter]

@@ -20,13 +20,11 @@ from ..bag.bagio import (
     DEFAULT_GT_LABEL_TOPIC,
     DEFAULT_IMAGE_TOPIC,
     STORAGES,
-    BagError,
 )
-from ..checkpoint import CheckpointError
-from ..inference import MODES, PRECISIONS, TTA_CHOICES
-from .main import parse_scale
+from ..model_options import add_model_arguments
+from .common import configure_logging, run_command
 
-log = logging.getLogger("cityscapes_seg.bag")
+log = logging.getLogger(__name__)
 
 
 def add_convert_parser(sub) -> None:
@@ -89,14 +87,6 @@ def add_evaluate_parser(sub) -> None:
     evaluate.add_argument("--save-predictions", type=Path, default=None, metavar="DIR",
                           help="write each predicted train-id mask as DIR/<stamp_ns>.png")
     evaluate.add_argument("--offline", action="store_true", help="run the model on the bag directly, no ROS")
-    evaluate.add_argument("--model", default=None,
-                          help="model name or a YAML/JSON mmseg model config file (offline; live: the node's model parameter)")
-    evaluate.add_argument("--checkpoint", default=None, help="local .pth, 'hub' or hf://...; none = random weights (offline)")
-    evaluate.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:<index>")
-    evaluate.add_argument("--precision", default=None, choices=list(PRECISIONS), help="default fp32")
-    evaluate.add_argument("--mode", default="whole", choices=list(MODES))
-    evaluate.add_argument("--tta", default="none", choices=list(TTA_CHOICES))
-    evaluate.add_argument("--img-scale", default="2048x1024", type=parse_scale, metavar="LONGxSHORT")
     evaluate.add_argument("--params-file", type=Path, default=None, help="the node's ROS parameter file (live)")
     evaluate.add_argument("--node-arg", dest="node_args", action="append", default=[], metavar="NAME:=VALUE",
                           help="extra node parameter (live), e.g. --node-arg precision:=fp16")
@@ -108,6 +98,9 @@ def add_evaluate_parser(sub) -> None:
     evaluate.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the node to come up")
     evaluate.add_argument("--drain-timeout", type=float, default=30.0,
                           help="after the replay, seconds to wait for outstanding outputs (live)")
+    # Offline: the model to run. Live: the node's parameters of the same names (only those given are passed,
+    # so a --params-file keeps the rest).
+    add_model_arguments(evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,24 +160,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
-    for name in ("cityscapes_seg", "cityscapes_seg_ros"):
-        logging.getLogger(name).setLevel(level)
+    configure_logging(args.verbose)
     runners = {"from-cityscapes": run_convert, "replay": run_replay, "evaluate": run_evaluate}
     try:
         import rosbags  # noqa: F401
     except ImportError:
         print("cityscapes-seg-bag: error: the bag tools need rosbags: pip install 'cityscapes_seg_ros[bag]'", file=sys.stderr)
         return 2
-    try:
-        return runners[args.command](args)
-    except KeyboardInterrupt:
-        print("cityscapes-seg-bag: interrupted", file=sys.stderr)
-        return 130
-    except (BagError, CheckpointError, ValueError, RuntimeError, OSError) as exc:
-        print(f"cityscapes-seg-bag: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("cityscapes-seg-bag", lambda: runners[args.command](args))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ..checkpoint import CheckpointError
-from ..inference import MODES, PRECISIONS, TTA_CHOICES
-from ..models import MODEL_REGISTRY
-from .main import configure_logging, parse_scale
+from ..model_options import ModelOptions, add_model_arguments, build_predictor
+from .common import configure_logging, positive_int, run_command
 
-log = logging.getLogger("cityscapes_seg")
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,25 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         "<out>/color/..., then results.json, report.md and the plots in <out>. A rerun continues where "
         "the last one stopped; under torchrun each process predicts its shard and rank 0 scores.",
     )
-    which = run.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", choices=list(MODEL_REGISTRY), metavar="NAME",
-                       help="model name (see `cityscapes-seg models`)")
-    which.add_argument("--config", metavar="FILE", help="YAML/JSON file with an official mmseg model dict")
-    run.add_argument("--checkpoint", default="hub",
-                     help="a local .pth, 'hub' (the released checkpoint, default), hf://owner/repo/file[@rev], "
-                     "or 'none' (random weights, for smoke tests)")
-    run.add_argument("--offline", action="store_true", help="use only the local Hugging Face cache")
     run.add_argument("--cityscapes-root", required=True, type=Path, help="Cityscapes root (leftImg8bit/, gtFine/)")
     run.add_argument("--split", default="val", help="split to segment and score (default val)")
     run.add_argument("--out", required=True, type=Path, help="output folder")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<index> (default auto)")
-    run.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
-    run.add_argument("--mode", default="whole", choices=list(MODES), help="whole image or sliding window")
-    run.add_argument("--tta", default="none", choices=list(TTA_CHOICES), help="test-time augmentation")
-    run.add_argument("--img-scale", default="2048x1024", type=parse_scale, metavar="LONGxSHORT",
-                     help="keep-ratio resize bound of the test pipeline (default 2048x1024, the official)")
     run.add_argument("--color", action="store_true", help="also write colour PNGs")
     add_common(run)
+    add_model_arguments(run)
     return parser
 
 
@@ -75,29 +60,11 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no score table")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
-
-
-def model_predict_factory(args: argparse.Namespace) -> Callable[[str], Callable]:
+def model_predict_factory(options: ModelOptions) -> Callable[[str], Callable]:
     """``device -> (BGR image -> train ids)``, building the model only when there is work."""
 
     def make_predict(device: str) -> Callable:
-        from ..builder import build_segmentor
-        from ..inference import Predictor
-        from .predict import read_model_config
-
-        checkpoint = None if args.checkpoint.lower() == "none" else args.checkpoint
-        model = build_segmentor(args.model or read_model_config(args.config), checkpoint, device,
-                                offline=args.offline or None)  # fmt: skip
-        predictor = Predictor(model, precision=args.precision, mode=args.mode, tta=args.tta, img_scale=args.img_scale)
-        log.info("%s on %s (%s, %s, tta=%s)", model.cfg.name, predictor.device, args.precision, args.mode, args.tta)
+        predictor = build_predictor(options.with_device(device))
         return lambda image: predictor.predict(image).train_ids
 
     return make_predict
@@ -117,12 +84,10 @@ def command_score(args: argparse.Namespace) -> int:
 def command_run(args: argparse.Namespace) -> int:
     from ..evaluation.run import RunSettings, run_evaluation
 
-    checkpoint = str(Path(args.checkpoint).resolve()) if Path(args.checkpoint).is_file() else args.checkpoint
-    settings = RunSettings(model=args.model or str(Path(args.config).resolve()), checkpoint=checkpoint,
-                           split=args.split, mode=args.mode, tta=args.tta, precision=args.precision,
-                           img_scale=tuple(args.img_scale))  # fmt: skip
-    _, failed = run_evaluation(args.cityscapes_root, args.out, settings, model_predict_factory(args),
-                               args.device, args.color, args.workers, progress=not args.quiet)  # fmt: skip
+    options = ModelOptions.from_args(args)
+    settings = RunSettings(split=args.split, **options.identity())
+    _, failed = run_evaluation(args.cityscapes_root, args.out, settings, model_predict_factory(options),
+                               options.device, args.color, args.workers, progress=not args.quiet)  # fmt: skip
     for line in failed:
         log.error("skipped %s", line)
     return 1 if failed else 0
@@ -131,11 +96,8 @@ def command_run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        return command_score(args) if args.command == "score" else command_run(args)
-    except (CheckpointError, ValueError, RuntimeError, OSError) as exc:
-        print(f"cityscapes-seg-eval: error: {exc}", file=sys.stderr)
-        return 2
+    command = command_score if args.command == "score" else command_run
+    return run_command("cityscapes-seg-eval", lambda: command(args))
 
 
 if __name__ == "__main__":

@@ -6,19 +6,20 @@ import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Tuple
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
-from ..builder import build_segmentor
 from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_png
-from ..inference import Prediction, Predictor
 from ..labels import train_ids_to_label_ids
+from ..model_options import ModelOptions, build_predictor
 from ..visualize import colorize, overlay
 
-log = logging.getLogger("cityscapes_seg.predict")
+if TYPE_CHECKING:
+    from ..inference import Prediction
+
+log = logging.getLogger(__name__)
 
 OUTPUT_KINDS = ("trainIds", "labelIds", "color", "overlay")
 
@@ -59,7 +60,7 @@ def output_paths(out_dir: Path, job: ImageJob) -> Dict[str, Path]:
     return {kind: out_dir / kind / job.relative for kind in OUTPUT_KINDS}
 
 
-def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: Prediction, alpha: float) -> None:
+def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: "Prediction", alpha: float) -> None:
     train_ids = prediction.train_ids
     color_rgb = colorize(train_ids)
     overlay_rgb = overlay(image_bgr[:, :, ::-1], train_ids, alpha)
@@ -67,19 +68,6 @@ def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: Pre
     write_png(paths["labelIds"], train_ids_to_label_ids(train_ids))
     write_png(paths["color"], color_rgb[:, :, ::-1])
     write_png(paths["overlay"], overlay_rgb[:, :, ::-1])
-
-
-def read_model_config(path: str) -> dict:
-    """A YAML or JSON file holding an mmseg model dict, either bare or under a ``model`` key."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read model config {path}: {exc}") from None
-    if isinstance(data, dict) and "model" in data:
-        data = data["model"]
-    if not isinstance(data, dict) or "backbone" not in data:
-        raise ValueError(f"model config {path} holds no mmseg model dict (with backbone and decode_head)")
-    return data
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -98,13 +86,8 @@ def run_predict(args: argparse.Namespace) -> int:
         log.error("nothing to do: no images to segment") if problems else log.info("nothing left to do")
         return 1 if problems else 0
 
-    model = build_segmentor(
-        args.model or read_model_config(args.config), args.checkpoint, args.device,
-        revision=args.revision, cache_dir=args.cache_dir, offline=args.offline or None,
-    )  # fmt: skip
-    predictor = Predictor(model, precision=args.precision, mode=args.mode, tta=args.tta, img_scale=args.img_scale)
-    log.info("%s on %s (%s, %s, tta=%s): %d images -> %s",
-             model.cfg.name, predictor.device, args.precision, args.mode, args.tta, len(jobs), out_dir)  # fmt: skip
+    predictor = build_predictor(ModelOptions.from_args(args))
+    log.info("%d images -> %s", len(jobs), out_dir)
 
     failed: List[str] = []
     for job in tqdm(jobs, desc="segmenting", unit="img"):

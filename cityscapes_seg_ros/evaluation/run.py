@@ -18,15 +18,17 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
+from ..devices import wants_cuda
 from ..image_io import read_bgr, write_atomic, write_png
 from ..labels import label_ids_to_train_ids, train_ids_to_label_ids
+from ..model_options import NO_CHECKPOINT, RANDOM_WEIGHTS_NOTE
 from ..visualize import colorize
 from . import distributed
 from .dataset import Sample, find_ground_truth, find_samples, listing, match_predictions
 from .report import JSON_NAME, console_table, write_json, write_reports
 from .scoring import Accumulator, accumulate_files, read_label_image
 
-log = logging.getLogger("cityscapes_seg.eval")
+log = logging.getLogger(__name__)
 
 SETTINGS_NAME = "run.json"
 LABEL_IDS_DIR = "labelIds"
@@ -43,11 +45,18 @@ class RunSettings:
 
     model: str
     checkpoint: str
+    revision: Optional[str]
     split: str
     mode: str
     tta: str
     precision: str
     img_scale: Tuple[int, int]
+
+    def describe(self) -> Dict[str, str]:
+        about = {key: str(value) for key, value in asdict(self).items()}
+        if self.checkpoint == NO_CHECKPOINT:
+            about["checkpoint"] = RANDOM_WEIGHTS_NOTE
+        return about
 
 
 def score_predictions(
@@ -151,7 +160,7 @@ def run_evaluation(
     when this shard has images left. Returns (scores or None on ranks > 0, failures of this rank).
     """
     shard = distributed.shard_from_env()
-    use_cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
+    use_cuda = wants_cuda(device)
     if shard.distributed and use_cuda:
         device = f"cuda:{shard.local_rank}"
     distributed.start(shard, use_cuda)
@@ -174,7 +183,7 @@ def run_evaluation(
             raise RunError(f"{len(missing)} images have no prediction, so the split cannot be scored "
                            f"({listing(missing)}); see the log of the rank that skipped them, fix them "
                            "and rerun: finished images are kept")  # fmt: skip
-        details = {key: str(value) for key, value in asdict(settings).items()}
+        details = settings.describe()
         result, _ = score_predictions(cityscapes_root, out_dir / LABEL_IDS_DIR, settings.split,
                                       out_dir / JSON_NAME, out_dir, workers, details, progress)  # fmt: skip
         if progress:
@@ -182,9 +191,3 @@ def run_evaluation(
         return result, failed
     finally:
         distributed.finish(shard)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

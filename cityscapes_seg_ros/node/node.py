@@ -25,8 +25,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..builder import build_segmentor
-from ..cli.predict import read_model_config
+from ..model_options import build_predictor
 from ..msg import ClassStat as ClassStatMsg
 from ..msg import ClassStatistics
 from ..ros_contract.image_codec import BadImageError, image_msg_to_bgr, to_image_msg
@@ -48,12 +47,7 @@ NODE_NAME = "cityscapes_seg_node"
 
 def load_predictor(settings: NodeSettings) -> DevicePredictor:
     """Build the model the parameters name (raises CheckpointError / ValueError / RuntimeError clearly)."""
-    model = read_model_config(settings.model) if settings.model.endswith((".yaml", ".yml", ".json")) else settings.model
-    checkpoint = None if settings.checkpoint.strip().lower() in ("", "none") else settings.checkpoint
-    segmentor = build_segmentor(model, checkpoint, settings.device, offline=settings.hub_offline or None,
-                                dcnv3_backend=settings.dcnv3_backend)  # fmt: skip
-    return DevicePredictor(segmentor, precision=settings.precision, mode=settings.mode, tta=settings.tta,
-                           img_scale=settings.inference_size)  # fmt: skip
+    return build_predictor(settings.model_options(), predictor_class=DevicePredictor)
 
 
 def dcnv3_backend_name(device_type: str, requested: str) -> str:

@@ -9,16 +9,25 @@ the same defaults with comments (a test keeps the two in step).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..devices import device_problem
 from ..labels import TRAIN_CLASS_NAMES
-from ..models import list_models
+from ..model_options import (
+    DCNV3_BACKENDS,
+    DEFAULT_IMG_SCALE,
+    DEFAULT_MODEL,
+    HUB_CHECKPOINT,
+    MODES,
+    PRECISIONS,
+    TTA_CHOICES,
+    ModelOptions,
+    model_problem,
+)
+from ..ros_contract.topics import CONFIDENCE_ENCODINGS, INPUT_TRANSPORTS, OUTPUT_KINDS
 
-OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "statistics", "camera_info")
-DEFAULT_MODEL = "upernet_internimage_t_512x1024_160k_cityscapes"
 ALL_CLASSES = "all"
 _TOPIC_NAME = re.compile(r"^[~/]?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -59,18 +68,8 @@ class ParameterSpec:
         return self.check(value) if self.check is not None else None
 
 
-def _check_model(value: str) -> Optional[str]:
-    if value in list_models() or (value.endswith((".yaml", ".yml", ".json")) and os.path.isfile(value)):
-        return None
-    if value.endswith((".yaml", ".yml", ".json")):
-        return f"model config file {value} does not exist"
-    return f"unknown model {value!r}: expected one of {', '.join(list_models())} or an mmseg config file (.yaml/.json)"
-
-
-def _check_device(value: str) -> Optional[str]:
-    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
-        return None
-    return f"unknown device {value!r}: expected auto, cpu, cuda or cuda:<index>"
+def _check_checkpoint(value: str) -> Optional[str]:
+    return None if value.strip() else "empty: expected 'hub', a .pth file, hf://owner/repo/file[@rev] or 'none'"
 
 
 def _check_topics(value: Sequence[str]) -> Optional[str]:
@@ -103,29 +102,29 @@ def _check_outputs(value: Sequence[str]) -> Optional[str]:
 
 PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("model", DEFAULT_MODEL,
-                  "model name (cityscapes-seg models) or a YAML/JSON file holding an mmseg model dict", check=_check_model),
-    ParameterSpec("checkpoint", "hub",
+                  "model name (cityscapes-seg models) or a YAML/JSON file holding an mmseg model dict", check=model_problem),
+    ParameterSpec("checkpoint", HUB_CHECKPOINT,
                   "'hub' (the model's released file, Hugging Face cache), hf://owner/repo/file[@rev], a local .pth, "
-                  "or 'none' for random weights (testing only)"),
+                  "or 'none' for random weights (testing only)", check=_check_checkpoint),
     ParameterSpec("hub_offline", False, "only look in the local Hugging Face cache for hub checkpoints"),
-    ParameterSpec("device", "auto", "auto (cuda when available), cpu, cuda or cuda:<index>", check=_check_device),
-    ParameterSpec("precision", "fp32", "inference precision (autocast)", choices=("fp32", "fp16", "bf16")),
+    ParameterSpec("device", "auto", "auto (cuda when available), cpu, cuda or cuda:<index>", check=device_problem),
+    ParameterSpec("precision", "fp32", "inference precision (autocast)", choices=PRECISIONS),
     ParameterSpec("dcnv3_backend", "auto", "DCNv3 core: auto (compiled op when available) or torch",
-                  choices=("auto", "torch")),
-    ParameterSpec("inference_size", [2048, 1024],
+                  choices=DCNV3_BACKENDS),
+    ParameterSpec("inference_size", list(DEFAULT_IMG_SCALE),
                   "[long edge, short edge] bound of the keep-ratio resize before the network (the official 2048x1024)",
                   value_range=(32, 8192), runtime=True, check=_check_size),
     ParameterSpec("resize", "keep_ratio",
                   "keep_ratio: fit the image into inference_size keeping its aspect ratio (official test pipeline); "
                   "none: run the network at the input resolution", choices=("keep_ratio", "none"), runtime=True),
-    ParameterSpec("mode", "whole", "whole image or sliding 512x1024 windows", choices=("whole", "slide"), runtime=True),
-    ParameterSpec("tta", "none", "test-time augmentation", choices=("none", "flip", "ms", "ms-flip"), runtime=True),
+    ParameterSpec("mode", "whole", "whole image or sliding 512x1024 windows", choices=MODES, runtime=True),
+    ParameterSpec("tta", "none", "test-time augmentation", choices=TTA_CHOICES, runtime=True),
     ParameterSpec("image_topics", ["/camera/image_raw"],
                   "input image topics, one camera each; outputs go to <topic's namespace>/segmentation/",
                   check=_check_topics),
     ParameterSpec("input_transport", "raw",
                   "raw: sensor_msgs/Image on each topic; compressed: sensor_msgs/CompressedImage on <topic>/compressed",
-                  choices=("raw", "compressed")),
+                  choices=INPUT_TRANSPORTS),
     ParameterSpec("input_reliability", "reliable",
                   "QoS reliability of the image subscriptions (sensor-data profile otherwise). reliable: only "
                   "reliable publishers connect, large images arrive between processes; best_effort: every publisher "
@@ -143,7 +142,7 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("overlay_alpha", 0.5, "weight of the colour mask in the overlay", value_range=(0.0, 1.0), runtime=True),
     ParameterSpec("confidence_encoding", "mono8",
                   "confidence image: mono8 (probability * 255) or 32FC1 (probability)",
-                  choices=("mono8", "32FC1"), runtime=True),
+                  choices=CONFIDENCE_ENCODINGS, runtime=True),
     ParameterSpec("statistics_rate", 0.0,
                   "most ClassStatistics messages per second and camera; 0: one per segmented frame",
                   value_range=(0.0, 1000.0), runtime=True),
@@ -207,6 +206,14 @@ class NodeSettings:
                 value = float(value)
             fields[name] = value
         return cls(**fields)
+
+    def model_options(self) -> ModelOptions:
+        """The model part of the parameters, for ``model_options.build_predictor``."""
+        return ModelOptions(
+            model=self.model, checkpoint=self.checkpoint, offline=self.hub_offline, device=self.device,
+            precision=self.precision, mode=self.mode, tta=self.tta, img_scale=self.inference_size,
+            dcnv3_backend=self.dcnv3_backend,
+        )  # fmt: skip
 
     @property
     def class_subset(self) -> Optional[Tuple[int, ...]]:
