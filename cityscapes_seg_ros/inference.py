@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .devices import resolve_device
-from .model_options import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
+from .choices import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
 from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .models.layers import resize_bilinear
 from .ops.score_decode import decode_scores
@@ -33,7 +33,7 @@ MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the official multi-scale test r
 SLIDE_CROP = (512, 1024)  # (h, w), the training crop
 SLIDE_STRIDE = (341, 683)  # (h, w), two-thirds overlap as mmseg's Cityscapes slide configs
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # keys: model_options.PRECISIONS
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # keys: choices.PRECISIONS
 
 
 def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:

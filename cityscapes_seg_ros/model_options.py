@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Un
 
 import yaml
 
+from .choices import DCNV3_BACKENDS, DEFAULT_IMG_SCALE, MODES, PRECISIONS, TTA_CHOICES
 from .devices import check_device
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "upernet_internimage_t_512x1024_160k_cityscapes"
 HUB_CHECKPOINT = "hub"
 NO_CHECKPOINT = "none"
-PRECISIONS = ("fp32", "fp16", "bf16")
-MODES = ("whole", "slide")
-TTA_CHOICES = ("none", "flip", "ms", "ms-flip")
-DCNV3_BACKENDS = ("auto", "torch")
-DEFAULT_IMG_SCALE = (2048, 1024)  # (long edge, short edge) bound of the official keep-ratio resize
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS (--checkpoint none): the predictions and scores are meaningless"
 
@@ -44,7 +40,7 @@ class ModelOptions:
     checkpoint: str = HUB_CHECKPOINT
     revision: Optional[str] = None
     cache_dir: Optional[str] = None
-    offline: bool = False
+    hub_offline: bool = False
     device: str = "auto"
     precision: str = "fp32"
     mode: str = "whole"
@@ -96,7 +92,7 @@ class ModelOptions:
 
     def identity(self) -> Dict[str, Any]:
         """What the predictions depend on, stable across runs (files as absolute paths): for run records."""
-        where = ("device", "cache_dir", "offline", "dcnv3_backend")  # where and how fast, not what
+        where = ("device", "cache_dir", "hub_offline", "dcnv3_backend")  # where and how fast, not what
         record = {key: value for key, value in asdict(self).items() if key not in where}
         if is_config_file(self.model):
             record["model"] = str(Path(self.model).resolve())
@@ -117,7 +113,7 @@ class ModelOptions:
         values = {
             "model": ("model", self.model),
             "checkpoint": ("checkpoint", self.checkpoint),
-            "offline": ("hub_offline", "true" if self.offline else "false"),
+            "hub_offline": ("hub_offline", "true" if self.hub_offline else "false"),
             "device": ("device", self.device),
             "precision": ("precision", self.precision),
             "mode": ("mode", self.mode),
@@ -180,7 +176,7 @@ def load_segmentor(options: ModelOptions):
     checkpoint = None if options.random_weights else options.checkpoint
     return build_segmentor(
         model_spec(options.model), checkpoint, options.device, revision=options.revision,
-        cache_dir=options.cache_dir, offline=options.offline or None, dcnv3_backend=options.dcnv3_backend,
+        cache_dir=options.cache_dir, offline=options.hub_offline or None, dcnv3_backend=options.dcnv3_backend,
     )  # fmt: skip
 
 
@@ -238,8 +234,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        "hf://owner/repo/file[@rev], or 'none' (random weights: for smoke tests only)")
     group.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     group.add_argument("--cache-dir", default=None, help="Hugging Face cache folder")
-    group.add_argument("--offline", action="store_true", default=None,
-                       help="use only the local Hugging Face cache (HF_HUB_OFFLINE=1 works too)")
+    group.add_argument("--hub-offline", action="store_true", default=None,
+                       help="use only the local Hugging Face cache, no download (HF_HUB_OFFLINE=1 works too)")
     group.add_argument("--device", type=_device_argument,
                        help="auto (CUDA when available), cpu, cuda or cuda:<index> (default auto)")
     group.add_argument("--precision", choices=PRECISIONS, help="default fp32")

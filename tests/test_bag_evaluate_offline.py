@@ -106,7 +106,18 @@ def test_unknown_topic_and_missing_model_fail_clearly(split, tmp_path, model_fil
     assert bag_main(offline_args(bag, tmp_path / "eval", model_files, "--image-topic", "/nope")) == 2
     err = capsys.readouterr().err
     assert "/nope" in err and "/cam/front/image_raw" in err
-    assert bag_main(["evaluate", str(bag), "--offline"]) == 2
-    assert "--model" in capsys.readouterr().err
     assert bag_main(offline_args(tmp_path / "no_bag", tmp_path / "eval", model_files)) == 2
     assert "no such bag" in capsys.readouterr().err
+
+
+def test_offline_without_checkpoint_uses_the_released_weights_never_random(split, tmp_path, capsys, monkeypatch):
+    """The README's example (no --checkpoint) must load the hub checkpoint: here the cache is empty -> exit 2."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    bag = make_bag(split, tmp_path / "bag")
+    out = tmp_path / "eval"
+    code = bag_main(["evaluate", str(bag), "--offline", "--model", "upernet_internimage_t_512x1024_160k_cityscapes",
+                     "--out", str(out)])  # fmt: skip
+    assert code == 2
+    assert "not in the Hugging Face cache" in capsys.readouterr().err
+    assert not (out / "report.json").exists()

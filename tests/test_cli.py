@@ -102,7 +102,7 @@ def test_predict_with_a_wrong_checkpoint_fails_with_one_clear_message(tmp_path, 
 def test_predict_offline_without_cached_checkpoint(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
-    code = main(["predict", "--model", "upernet_internimage_t_512x1024_160k_cityscapes", "--offline",
+    code = main(["predict", "--model", "upernet_internimage_t_512x1024_160k_cityscapes", "--hub-offline",
                  str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 2
     assert "not in the Hugging Face cache" in capsys.readouterr().err

@@ -210,7 +210,7 @@ class NodeSettings:
     def model_options(self) -> ModelOptions:
         """The model part of the parameters, for ``model_options.build_predictor``."""
         return ModelOptions(
-            model=self.model, checkpoint=self.checkpoint, offline=self.hub_offline, device=self.device,
+            model=self.model, checkpoint=self.checkpoint, hub_offline=self.hub_offline, device=self.device,
             precision=self.precision, mode=self.mode, tta=self.tta, img_scale=self.inference_size,
             dcnv3_backend=self.dcnv3_backend,
         )  # fmt: skip

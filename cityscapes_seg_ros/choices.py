@@ -1,0 +1,7 @@
+"""The values the model options can take, shared by the options (``model_options``) and the inference code."""
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+MODES = ("whole", "slide")
+TTA_CHOICES = ("none", "flip", "ms", "ms-flip")
+DCNV3_BACKENDS = ("auto", "torch")
+DEFAULT_IMG_SCALE = (2048, 1024)  # (long edge, short edge) bound of the official keep-ratio resize
