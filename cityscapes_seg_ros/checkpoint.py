@@ -94,12 +94,6 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], s
         raise CheckpointError(_mismatch_report(source, missing, unexpected, misshaped))
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Load every key with its exact shape, or raise one error naming every mismatch."""
-    check_state_dict(model, state_dict, source)
-    model.load_state_dict(state_dict, strict=True)
-
-
 def _mismatch_report(
     source: str, missing: List[str], unexpected: List[str], misshaped: List[Tuple[str, tuple, tuple]]
 ) -> str:

@@ -75,8 +75,7 @@ TRAIN_LABELS: Tuple[Label, ...] = tuple(
 )
 TRAIN_CLASS_NAMES: Tuple[str, ...] = tuple(lb.name for lb in TRAIN_LABELS)
 
-# Categories in category-id order (void first), and those scored by the benchmark.
-CATEGORIES: Tuple[str, ...] = tuple(dict.fromkeys(lb.category for lb in sorted(LABELS, key=lambda lb: lb.category_id)))
+# The categories scored by the benchmark, in the order of their classes.
 EVALUATED_CATEGORIES: Tuple[str, ...] = tuple(
     dict.fromkeys(lb.category for lb in TRAIN_LABELS)
 )
