@@ -13,7 +13,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
@@ -213,6 +213,28 @@ def test_runtime_parameter_changes_are_checked_and_applied(start_node):
     labels = np.frombuffer(probe.messages(f"{SEG}/labels")[-1].data, np.uint8)
     assert set(np.unique(labels)) <= {0, 13, 255}
     assert stats.ignored_pixel_count == np.count_nonzero(labels == 255)
+
+
+def test_a_healthy_node_reports_ok_and_array_parameters_set_at_runtime_are_taken(start_node):
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+
+    node, probe = start_node(outputs=["labels"])
+    probe.listen(Image, f"{SEG}/labels")
+    probe.listen(DiagnosticArray, "/diagnostics")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(bgr_msg(IMAGE)))
+    assert probe.wait_for(lambda: any(_diagnostic(m, "processed") not in (None, "0") for m in probe.messages("/diagnostics")))
+    status = next(m for m in reversed(probe.messages("/diagnostics")) if _diagnostic(m, "processed") != "0").status[0]
+    assert (status.level, status.message) == (DiagnosticStatus.OK, "segmenting")
+
+    # As `ros2 param set /cityscapes_seg_node inference_size "[96, 48]"` delivers it: an array('q').
+    value = ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY, integer_array_value=[96, 48])
+    parameter = Parameter.from_parameter_msg(ParameterMsg(name="inference_size", value=value))
+    assert type(parameter.value).__name__ == "array"
+    result = node.set_parameters([parameter])[0]
+    assert result.successful, result.reason
+    assert node.settings.inference_size == (96, 48)
 
 
 class SlowModel:

@@ -283,8 +283,9 @@ class SegmentationNode(Node):
             "failed": str(c.failed),
         }
         values.update({f"bad_inputs.{kind}": str(n) for kind, n in sorted(c.bad_input_kinds.items())})
-        level = DiagnosticStatus.WARN if c.bad_inputs or c.failed else DiagnosticStatus.OK
-        message = "bad inputs or failures seen" if level else ("segmenting" if c.processed else "waiting for images")
+        healthy = not (c.bad_inputs or c.failed)
+        level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN  # bytes: b"\x00" is truthy, so not tested
+        message = ("segmenting" if c.processed else "waiting for images") if healthy else "bad inputs or failures seen"
         return DiagnosticStatus(
             level=level, name=f"{self.get_name()}: {camera.input_topic}", message=message,
             hardware_id=str(self.predictor.device), values=[KeyValue(key=k, value=v) for k, v in values.items()],

@@ -9,6 +9,7 @@ the same defaults with comments (a test keeps the two in step).
 
 from __future__ import annotations
 
+import array
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -49,9 +50,11 @@ class ParameterSpec:
     def problem(self, value: Any) -> Optional[str]:
         """None when ``value`` is acceptable, else a sentence saying why not."""
         kind = type(self.default)
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        # rclpy hands array values set at runtime (``ros2 param set``) as array.array('q'/'d'), not lists.
+        is_list = isinstance(value, (list, tuple, array.array))
+        items = list(value) if is_list else [value]
         if kind in (list, tuple):
-            if not isinstance(value, (list, tuple)):
+            if not is_list:
                 return f"expected a list like {list(self.default)}, got {value!r}"
             item_kind = type(self.default[0])
         else:
