@@ -20,7 +20,11 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.event_handler import SubscriptionEventCallbacks
+
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble (rclpy 3.3): the module was renamed in Iron
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -138,8 +142,11 @@ class SegmentationNode(Node):
         self._stopping = False
         self._last_log: Dict[tuple, float] = {}
         self.cameras: List[Camera] = [Camera(self, topic) for topic in self.settings.image_topics]
-        self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        if hasattr(self, "add_post_set_parameters_callback"):
+            self.add_on_set_parameters_callback(self._check_parameters)
+            self.add_post_set_parameters_callback(self._apply_parameters)
+        else:  # Humble: no post-set callback, so the checked values are applied where they are checked
+            self.add_on_set_parameters_callback(self._check_and_apply_parameters)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / self.settings.diagnostics_rate, self.publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
@@ -160,6 +167,14 @@ class SegmentationNode(Node):
             self.settings = NodeSettings.from_values({name: self.get_parameter(name).value for name in SPECS})
         except ParameterError as exc:  # not reached: each value was checked before it was set
             self.get_logger().error(str(exc))
+
+    def _check_and_apply_parameters(self, parameters: List[Any]) -> SetParametersResult:
+        result = self._check_parameters(parameters)
+        if result.successful:
+            values = {name: self.get_parameter(name).value for name in SPECS}
+            values.update({p.name: p.value for p in parameters})
+            self.settings = NodeSettings.from_values(values)
+        return result
 
     # ------------------------------------------------------------------ worker
 
