@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/eval_bench.py --files 500              # 500 full-size (1024x2048) images
     .venv/bin/python benchmarks/eval_bench.py --files 50 --workers 2   # smaller, quicker
 
-Synthetic Cityscapes-layout ground truth (stuff regions, --objects instance rectangles per image, crowd
+In-process figures (the per-image cost); ``eval_process_bench.py`` times the whole processes as a user runs
+them. Synthetic Cityscapes-layout ground truth (stuff regions, --objects instance rectangles per image, crowd
 regions, ignored ids) and predictions (shifted objects, random regions of any id 0..33) are written once to
 --data (a temporary folder unless given; an existing one is reused). Both sides are timed end to end in this
 one run: pairing the predictions with the ground truth, reading the PNGs, scoring; ours with --workers
@@ -16,14 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from cityscapes_seg_ros.evaluation import accumulate_files, synthetic
+from cityscapes_seg_ros.evaluation import accumulate_files
 from cityscapes_seg_ros.evaluation.dataset import find_ground_truth, match_predictions
-from cityscapes_seg_ros.evaluation.official import official_matches, official_scores
 from cityscapes_seg_ros.evaluation.scoring import default_workers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers below
+import synthetic_cityscapes as synthetic  # noqa: E402
+from official_eval import official_matches, official_scores  # noqa: E402
 
 
 def largest_difference(ours: dict, reference: dict) -> float:
@@ -89,7 +94,7 @@ def main() -> None:
               f"speed-up {official_s / seconds:4.1f}x")  # fmt: skip
     difference = max(largest_difference(parallel, reference), largest_difference(serial, reference))
     print(f"largest score difference to the official: {difference:.2e}; mIoU {parallel['miou']:.6f} "
-          f"(official {reference['miou']:.6f}), iIoU {parallel['iiou']:.6f} (official {reference['iiou']:.6f})")
+          f"(official {reference['miou']:.6f}), iIoU {parallel['iiou']:.6f} (official {reference['iiou']:.6f})")  # fmt: skip
 
 
 if __name__ == "__main__":

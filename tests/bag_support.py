@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from cityscapes_seg_ros.cli.bag_main import main as bag_main
-from cityscapes_seg_ros.evaluation.synthetic import write_split
+from synthetic_cityscapes import write_split
 
 
 IMAGE_SIZE = (64, 128)  # (h, w)

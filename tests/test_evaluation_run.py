@@ -4,22 +4,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
+from official_eval import official_scores
+from synthetic_cityscapes import write_split
+from test_evaluation_scoring import assert_same_scores
 
 from cityscapes_seg_ros.cli.eval_main import main
-from cityscapes_seg_ros.evaluation import synthetic
 from cityscapes_seg_ros.evaluation.dataset import find_ground_truth, match_predictions
 from cityscapes_seg_ros.evaluation.distributed import Shard, take_shard
-from cityscapes_seg_ros.evaluation.official import official_scores
 from cityscapes_seg_ros.inference import Predictor
 from cityscapes_seg_ros.labels import label_ids_to_train_ids
 from cityscapes_seg_ros.visualize import colorize
-from test_evaluation_scoring import assert_same_scores
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GENUINE_PREDICT = Predictor.predict
@@ -29,7 +28,7 @@ GENUINE_PREDICT = Predictor.predict
 def cityscapes(tmp_path):
     """A 6-image val split (64x128) with ground truth, in the Cityscapes layout."""
     root = tmp_path / "cityscapes"
-    synthetic.write_split(root, tmp_path / "unused_predictions", size=(64, 128), seed=11, with_images=True)
+    write_split(root, tmp_path / "unused_predictions", size=(64, 128), seed=11, with_images=True)
     return root
 
 

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file <key>*.png anywhere below --pred-dir, as the official evaluator pairs them.",
     )
     score.add_argument("--gt-root", required=True, type=Path, help="Cityscapes root holding gtFine/")
-    score.add_argument("--pred-dir", required=True, type=Path, help="folder of label-id PNG predictions")
+    score.add_argument("--pred-dir", required=True, type=Path,
+                       help="folder of label-id PNG predictions (the labelIds/ of predict, not its trainIds/)")
     score.add_argument("--split", default="val", help="gtFine split to score (default val)")
     score.add_argument("--json", required=True, type=Path, help="write the scores here (JSON)")
     score.add_argument("--report-dir", type=Path, default=None,
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=None,
-                        help="scoring processes (default: one per CPU core)")
+                        help="scoring processes, this one included (default: one per CPU core; the others "
+                        "are started only when the work pays for their start)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no score table")
 
 

@@ -89,7 +89,7 @@ def plot_class_iou(result: Mapping, path: Path) -> None:
     figure = _figure(7, 6.5)
     axes = figure.add_subplot()
     bars = axes.barh(names, values, color=colors, edgecolor="black", linewidth=0.5)
-    for bar, name, value in zip(bars, names, values):
+    for bar, name, value in zip(bars, names, values, strict=True):
         text = "n/a" if result["classes"][name]["iou"] is None else f"{value:.1f}"
         axes.text(value + 1, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
     if result["miou"] is not None:
@@ -119,7 +119,7 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     figure = _figure(11, 9.5)
     axes = figure.add_subplot()
     image = axes.imshow(percent, cmap="Blues", vmin=0, vmax=100)
-    for row, col in zip(*np.nonzero(percent >= 0.5)):
+    for row, col in zip(*np.nonzero(percent >= 0.5), strict=True):
         color = "white" if percent[row, col] > 60 else "black"
         axes.text(col, row, f"{percent[row, col]:.0f}", ha="center", va="center", fontsize=6, color=color)
     axes.set_xticks(range(len(names) + 1), names + ["other"], rotation=90)

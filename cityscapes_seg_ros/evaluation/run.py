@@ -27,6 +27,7 @@ from . import distributed
 from .dataset import Sample, find_ground_truth, find_samples, listing, match_predictions
 from .report import JSON_NAME, console_table, write_json, write_reports
 from .scoring import Accumulator, accumulate_files, read_label_image
+from .train_ids import reject_train_id_predictions
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def score_predictions(
     """Match the predictions to gtFine/<split> as the official tool does, score them, write the outputs."""
     gt_files = find_ground_truth(gt_root, split)
     pairs = match_predictions(gt_files, prediction_dir)
+    reject_train_id_predictions([pair.prediction for pair in pairs], Path(prediction_dir))
     log.info("scoring %d predictions in %s against %s", len(pairs), prediction_dir, gt_files[0].parents[1])
     accumulator = accumulate_files(pairs, workers=workers, progress=progress)
     result = accumulator.result()

@@ -9,15 +9,16 @@ The numbers are those of ``cityscapesscripts.evaluation.evalPixelLevelSemanticLa
   instance size / the instance's size; FP as for the IoU, unweighted;
 * categories likewise over the label ids of a category; averages skip NaN scores.
 
-Computed with bincounts instead of per-label loops, and over files in parallel (``score_files``).
+Computed with bincounts instead of per-label loops, and over files in several processes when that pays
+(``score_files``, ``parallel``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
+import time
+from collections import deque
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -27,12 +28,14 @@ from tqdm import tqdm
 
 from ..labels import LABEL_BY_ID, LABELS, TRAIN_LABELS
 from .label_png import GREY_COLOR_TYPE, PNG_SIGNATURE, decode_grey_png
+from .parallel import helpers_worth_starting, share_work
 
 PathLike = Union[str, Path]
 
 NUM_LABEL_IDS = max(label.id for label in LABELS) + 1  # 34: the official matrix covers ids 0..33
 FLOAT32_EXACT_LIMIT = 2**24  # integers up to this are exact in float32
 INSTANCE_ID_OFFSET = 1000  # instance ids are label_id * 1000 + index; smaller values are not instances
+TIMED_IMAGES = 2  # scored here first; the faster one estimates the work left (the first may pay one-off costs)
 
 # The official average instance size per class (pixels), the weights of the iIoU.
 AVERAGE_INSTANCE_SIZE: Dict[str, float] = {
@@ -139,7 +142,7 @@ class Accumulator:
             self.category_fn_weighted += category_fn
         self.images += 1
 
-    def merge(self, other: "Accumulator") -> None:
+    def merge(self, other: Accumulator) -> None:
         """Add another accumulator's counts (e.g. from another process or another data set part)."""
         self.confusion += other.confusion
         self.class_tp_weighted += other.class_tp_weighted
@@ -321,17 +324,6 @@ def accumulate_pair(pair: ScorePair) -> Accumulator:
     return accumulator
 
 
-def _accumulate_chunk(pairs: Sequence[ScorePair]) -> Accumulator:
-    total = Accumulator()
-    for pair in pairs:
-        total.merge(accumulate_pair(pair))
-    return total
-
-
-def _single_threaded() -> None:
-    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads on top would oversubscribe the cores
-
-
 def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -342,30 +334,30 @@ def default_workers() -> int:
 def accumulate_files(
     pairs: Sequence[Union[ScorePair, Tuple]], workers: Optional[int] = None, progress: bool = True
 ) -> Accumulator:
-    """Sum the counts of many (prediction, gt labelIds, gt instanceIds) files, in ``workers`` processes."""
-    pairs = [ScorePair(*pair) for pair in pairs]
-    workers = max(1, min(workers or default_workers(), len(pairs)))
+    """Sum the counts of many (prediction, gt labelIds, gt instanceIds) files, in up to ``workers`` processes.
+
+    This process scores the first images and times them; helper processes (``parallel``) are started only
+    when the rest of the work pays for their start, and this process keeps scoring beside them.
+    """
+    todo = deque(ScorePair(*pair) for pair in pairs)
+    workers = max(1, min(workers or default_workers(), len(todo)))
     total = Accumulator()
-    bar = tqdm(total=len(pairs), desc="scoring", unit="img", disable=not progress)
-    with bar:
-        if workers == 1:
-            for pair in pairs:
-                total.merge(accumulate_pair(pair))
-                bar.update()
-            return total
-        chunk_size = max(1, min(16, len(pairs) // (workers * 4)))
-        chunks = [pairs[i : i + chunk_size] for i in range(0, len(pairs), chunk_size)]
-        # Not fork: a process with threads (rclpy's DDS, torch's pools) can deadlock its forked children.
-        context = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_single_threaded) as pool:
-            for chunk, partial in zip(chunks, pool.map(_accumulate_chunk, chunks)):
-                total.merge(partial)
-                bar.update(len(chunk))
+    with tqdm(total=len(todo), desc="scoring", unit="img", disable=not progress) as bar:
+        fastest = math.inf
+        for _ in range(min(TIMED_IMAGES, len(todo))):
+            start = time.perf_counter()
+            total.merge(accumulate_pair(todo.popleft()))
+            fastest = min(fastest, time.perf_counter() - start)
+            bar.update()
+        helpers = helpers_worth_starting(len(todo), fastest, workers)
+        if helpers:
+            share_work(todo, accumulate_pair, total.merge, helpers, bar.update)
+        while todo:
+            total.merge(accumulate_pair(todo.popleft()))
+            bar.update()
     return total
 
 
-def score_files(
-    pairs: Sequence[Union[ScorePair, Tuple]], workers: Optional[int] = None, progress: bool = True
-) -> dict:
+def score_files(pairs: Sequence[Union[ScorePair, Tuple]], workers: Optional[int] = None, progress: bool = True) -> dict:
     """Scores (``Accumulator.result()``) of many prediction / ground-truth file pairs."""
     return accumulate_files(pairs, workers, progress).result()

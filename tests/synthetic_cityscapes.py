@@ -15,8 +15,8 @@ from typing import Iterable, List, Tuple
 import cv2
 import numpy as np
 
-from ..labels import LABELS
-from .dataset import GT_INSTANCES_SUFFIX, GT_LABELS_SUFFIX, IMAGE_SUFFIX
+from cityscapes_seg_ros.evaluation.dataset import GT_INSTANCES_SUFFIX, GT_LABELS_SUFFIX, IMAGE_SUFFIX
+from cityscapes_seg_ros.labels import LABELS
 
 STUFF_IDS = tuple(lb.id for lb in LABELS if 0 <= lb.id and not lb.has_instances)
 INSTANCE_IDS = tuple(lb.id for lb in LABELS if lb.has_instances)
@@ -57,9 +57,9 @@ def make_frame(
         labels[top:bottom, left:right] = label_id
         instances[top:bottom, left:right] = label_id if crowd else label_id * 1000 + index
         shift_y, shift_x = rng.integers(-3, 4, size=2) * max(1, min(height, width) // 64)
-        prediction[max(0, top + shift_y) : max(0, bottom + shift_y), max(0, left + shift_x) : max(0, right + shift_x)] = (
-            label_id if rng.random() < 0.7 else int(rng.choice(things))
-        )
+        prediction[
+            max(0, top + shift_y) : max(0, bottom + shift_y), max(0, left + shift_x) : max(0, right + shift_x)
+        ] = label_id if rng.random() < 0.7 else int(rng.choice(things))
     for _ in range(objects):
         top, left, bottom, right = _random_box(rng, height, width)
         prediction[top:bottom, left:right] = rng.choice([i for i in ALL_IDS if i not in absent])
@@ -93,7 +93,9 @@ def write_split(
     frames = []
     for city in cities:
         for index in range(frames_per_city):
-            frame = make_frame(f"{city}_{index:06d}_{19 + index:06d}", size, rng, absent_ids, predicted_only_ids, objects)
+            frame = make_frame(
+                f"{city}_{index:06d}_{19 + index:06d}", size, rng, absent_ids, predicted_only_ids, objects
+            )
             gt_dir = root / "gtFine" / split / city
             gt_dir.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(gt_dir / f"{frame.key}{GT_LABELS_SUFFIX}"), frame.gt_label_ids)

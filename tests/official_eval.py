@@ -1,7 +1,7 @@
 """The reference: cityscapesscripts' ``evalPixelLevelSemanticLabeling``, run in-process and quietly.
 
-For cross-checks (tests, ``benchmarks/eval_bench.py``); needs ``pip install cityscapesscripts`` and a numpy
-that still has ``np.in1d`` (< 2.4). Its results come back in this package's schema (``Accumulator.result()``).
+For cross-checks (tests, ``benchmarks/eval_bench.py``); needs ``pip install cityscapesscripts`` and a numpy that
+still has ``np.in1d`` (< 2.4). Its results come back in this package's schema (``Accumulator.result()``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import List, Optional, Sequence
 
-from ..labels import EVALUATED_CATEGORIES, TRAIN_LABELS
+from cityscapes_seg_ros.labels import EVALUATED_CATEGORIES, TRAIN_LABELS
 
 
 def _module():
