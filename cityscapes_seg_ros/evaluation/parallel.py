@@ -41,8 +41,9 @@ _HELPER_COMMAND = (
 
 def helpers_worth_starting(remaining: int, seconds_per_image: float, workers: int) -> int:
     """Helper processes (besides the caller) that shorten a job of ``remaining`` images, each taking about
-    ``seconds_per_image`` here; ``workers`` processes at most, the caller included."""
-    if workers <= 1 or remaining < 2:
+    ``seconds_per_image`` here; ``workers`` processes at most, the caller included. None where pipes cannot be
+    waited on with ``select`` (not POSIX)."""
+    if workers <= 1 or remaining < 2 or os.name != "posix":
         return 0
     pays_for = int(remaining * seconds_per_image / (2 * HELPER_START_SECONDS))
     return max(0, min(workers - 1, pays_for, remaining - 1))
