@@ -154,3 +154,15 @@ def test_output_topics_live_under_the_cameras_segmentation_namespace(image_topic
     assert topics.camera_of_input(image_topic, topics.IMAGE_TYPE) == (image_topic, "raw")
     with pytest.raises(ValueError, match="unknown output 'mask'"):
         topics.output_topic(image_topic, "mask")
+
+
+def test_a_jpeg_whose_frame_header_follows_long_app_segments_is_refused_before_decoding(monkeypatch):
+    ok, encoded = cv2.imencode(".jpg", np.zeros((300, 400, 3), np.uint8))
+    assert ok
+    app = b"\xff\xe1" + (65533).to_bytes(2, "big") + bytes(65531)  # two 64 KB APP1 segments after SOI
+    data = encoded.tobytes()[:2] + app + app + encoded.tobytes()[2:]
+    decoded = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1))
+    with pytest.raises(BadImageError, match="exceeds max_pixels 1000") as info:
+        decode_image(SimpleNamespace(format="jpeg", data=data), max_pixels=1000)
+    assert info.value.kind == "too_large" and not decoded

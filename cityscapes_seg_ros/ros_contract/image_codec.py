@@ -154,15 +154,20 @@ def _compressed_size(data: np.ndarray, kind: str) -> Tuple[Optional[int], Option
             return None, None
         raw = data[:24].tobytes()
         return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
-    raw = data[: min(data.size, 1 << 16)].tobytes()
+    raw = data.tobytes()
     pos = 2
-    while pos + 9 < len(raw):
+    while pos + 9 < len(raw):  # segment by segment to the start of frame, wherever it is (APP data can be long)
         if raw[pos] != 0xFF:
             return None, None
         marker = raw[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
         length = int.from_bytes(raw[pos + 2 : pos + 4], "big")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
             return int.from_bytes(raw[pos + 7 : pos + 9], "big"), int.from_bytes(raw[pos + 5 : pos + 7], "big")
+        if marker == 0xDA or length < 2:  # start of scan before any frame header, or a broken length
+            return None, None
         pos += 2 + length
     return None, None
 
