@@ -1,14 +1,14 @@
 """pip-installable package; the ROS 2 node's extras come with `pip install .[ros]`."""
 
-import hashlib
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
-KERNELS = Path("kernels/dcnv3")
-SCORE_DECODE = Path("kernels/score_decode")
+KERNELS = Path("kernels")
 
 # ROS 2 (kilted) wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses.
 ROS_RUNTIME = [
@@ -38,61 +38,63 @@ ROS_BUILD = ["cmake>=3.16", "ros-ament-package", "catkin-pkg", "empy", "lark"] +
 ]
 
 
+def op_records():
+    """cityscapes_seg_ros/ops/op_records.py, read by path: the ops' records, digests and switch, shared with
+    the loader (the package itself cannot be imported here)."""
+    path = HERE / "cityscapes_seg_ros" / "ops" / "op_records.py"
+    spec = importlib.util.spec_from_file_location("_cityscapes_seg_op_records", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
-def kernel_source_digest(folder: Path) -> str:
-    """Digest of the kernel sources; the same definition as cityscapes_seg_ros.ops.extension.source_digest."""
-    h = hashlib.sha1()
-    for path in sorted(folder.iterdir()):
-        if path.suffix in (".h", ".cpp", ".cu"):
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
+
+def extension_args(record, compile_args) -> dict:
+    folder = KERNELS / record.folder
+    return {
+        "sources": [str(folder / source) for source in record.sources],
+        "include_dirs": [str((HERE / folder).resolve())],
+        "extra_compile_args": compile_args,
+        "extra_link_args": list(record.ldflags),
+    }
 
 
 def compiled_extensions() -> tuple[list, dict]:
-    """The compiled ops, built at install time when torch is importable (pip --no-build-isolation): the
-    DCNv3 CPU op and the score decode op (kernels/score_decode) always, the DCNv3 CUDA op when torch has
-    CUDA and a toolkit is found. Without torch at build time, or with CITYSCAPES_SEG_DCNV3_BUILD=0, nothing
-    is built here and the ops are JIT-built on first use.
-    CITYSCAPES_SEG_DCNV3_BUILD=cpu skips the CUDA op; =cuda forces it (fails without a toolkit)."""
-    mode = os.environ.get("CITYSCAPES_SEG_DCNV3_BUILD", "auto").strip().lower()
-    if mode in ("0", "off", "no", "false", "none", "skip"):
+    """The compiled ops of op_records.RECORDS, built at install time with the flags and digest the loader
+    (cityscapes_seg_ros/ops/compiled.py) expects. The library ops (no torch) always; the torch ops when torch
+    is importable (pip --no-build-isolation), the CUDA op only where torch has CUDA and a toolkit is found.
+    What is not built here is built on first use. CITYSCAPES_SEG_COMPILED_OPS=off builds nothing, =cpu skips
+    the CUDA op, =cuda forces it (fails without a toolkit)."""
+    records = op_records()
+    switch = records.read_switch()
+    for warning in switch.warnings:
+        print(f"setup.py: {warning}", file=sys.stderr)
+    if switch.mode == "off":
         return [], {}
+
+    extensions = []
+    torch_records = []
+    for record in records.RECORDS:
+        define = records.digest_define(record.digest(HERE / KERNELS))
+        if record.kind == "library":
+            args = extension_args(record, [*record.cflags, define])
+            extensions.append(Extension(record.module_name, language="c++", **args))
+        else:
+            torch_records.append((record, define))
     try:
         import torch
         from torch.utils import cpp_extension
     except ImportError:
-        return [], {}
-    digest = f'-DCSR_DCNV3_SOURCE_DIGEST="{kernel_source_digest(KERNELS)}"'
-    cflags = ["-O3", "-std=c++20", "-fopenmp", digest]
-    extensions = [
-        cpp_extension.CppExtension(
-            "cityscapes_seg_ros._dcnv3_cpu",
-            [str(KERNELS / "dcnv3_cpu.cpp")],
-            include_dirs=[str(KERNELS.resolve())],
-            extra_compile_args=cflags,
-            extra_link_args=["-fopenmp"],
-        ),
-        cpp_extension.CppExtension(
-            "cityscapes_seg_ros._score_decode_cpu",
-            [str(SCORE_DECODE / "score_decode_cpu.cpp")],
-            extra_compile_args=["-O3", "-std=c++20", "-fopenmp", "-fno-trapping-math",
-                                f'-DCSR_SOURCE_DIGEST="{kernel_source_digest(SCORE_DECODE)}"'],
-            extra_link_args=["-fopenmp"],
-        ),
-    ]
+        return extensions, {}
     has_toolkit = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
-    if mode == "cuda" or (mode != "cpu" and has_toolkit):
-        # Jetson Orin (8.7), Ada (8.9), Hopper (9.0) unless the user names the architectures.
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.7;8.9;9.0+PTX")
-        extensions.append(
-            cpp_extension.CUDAExtension(
-                "cityscapes_seg_ros._dcnv3_cuda",
-                [str(KERNELS / "dcnv3_cuda.cu"), str(KERNELS / "dcnv3_cuda_bind.cpp")],
-                include_dirs=[str(KERNELS.resolve())],
-                extra_compile_args={"cxx": ["-O3", "-std=c++20", digest], "nvcc": ["-O3", "-std=c++20"]},
-            )
-        )
+    for record, define in torch_records:
+        if record.device_type == "cpu":
+            args = extension_args(record, [*record.cflags, define])
+            extensions.append(cpp_extension.CppExtension(record.module_name, **args))
+        elif switch.mode == "cuda" or (switch.mode != "cpu" and has_toolkit):
+            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", records.cuda_arch_list())
+            args = extension_args(record, {"cxx": [*record.cflags, define], "nvcc": [*record.cuda_flags, define]})
+            extensions.append(cpp_extension.CUDAExtension(record.module_name, **args))
     return extensions, {"build_ext": cpp_extension.BuildExtension}
 
 
@@ -147,9 +149,12 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/cityscapes_seg_ros"]),
         ("share/cityscapes_seg_ros", ["package.xml"]),
-        # The kernel sources, JIT-built on first use where the install built no op (ops/extension.py).
-        ("share/cityscapes_seg_ros/kernels/dcnv3", [str(p) for p in sorted(KERNELS.glob("*.*"))]),
-        ("share/cityscapes_seg_ros/kernels/score_decode", [str(p) for p in sorted(SCORE_DECODE.glob("*.*"))]),
+        # The kernel sources, built on first use where the install built no op, or an older one (ops/compiled.py).
+        *(
+            (f"share/cityscapes_seg_ros/kernels/{folder.name}", [str(p) for p in sorted(folder.glob("*.*"))])
+            for folder in sorted(KERNELS.iterdir())
+            if folder.is_dir()
+        ),
     ],
     ext_modules=EXTENSIONS,
     cmdclass=CMDCLASS,

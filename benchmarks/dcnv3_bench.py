@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cityscapes_seg_ros.ops import extension as ext  # noqa: E402
+from cityscapes_seg_ros.ops.dcnv3_compiled import available_backends, dcnv3_forward  # noqa: E402
 from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
 
 STAGES = ((256, 512), (128, 256), (64, 128), (32, 64))
@@ -97,7 +97,7 @@ def main(argv=None):
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     t = time.perf_counter()
-    backends = ext.available_backends()
+    backends = available_backends()
     print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s)")
     print(f"torch {torch.__version__}, dtype {args.dtype}, batch 1, 1024x2048 input\n")
 
@@ -121,7 +121,7 @@ def main(argv=None):
                     ms = gbs = None
                     if device.type in backends:
                         out = torch.empty_like(inp)
-                        ms = timeit(lambda: ext.dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps)
+                        ms = timeit(lambda: dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps)
                         gbs = nbytes / ms / 1e6
                     tms = None
                     if not args.no_torch:

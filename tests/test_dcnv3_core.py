@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, reference_dcnv3, rel_err
 
 from cityscapes_seg_ros import build_segmentor, ops
-from cityscapes_seg_ros.ops import extension
+from cityscapes_seg_ros.ops import compiled, dcnv3_args, dcnv3_compiled, dcnv3_dispatch, dcnv3_torch
+from cityscapes_seg_ros.ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
 from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
-from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, reference_dcnv3, rel_err
 
 CASE_ID = "N{}_{}x{}_G{}_Cg{}_s{}".format
 
@@ -78,7 +79,7 @@ def test_core_gradients_match_autograd_of_reference():
         leaves = [t.clone().requires_grad_() for t in (inp, off, msk)]
         (fn(*leaves, *args) * grad_out).sum().backward()
         grads.append([t.grad for t in leaves])
-    for name, got, expected in zip(("input", "offset", "mask"), *grads):
+    for name, got, expected in zip(("input", "offset", "mask"), *grads, strict=True):
         assert rel_err(got, expected) <= 1e-10, name
 
 
@@ -95,6 +96,25 @@ def test_bad_shapes_raise_value_error_naming_the_problem():
         ops.dcnv3(inp, off, msk[:, :-1], *args)
     with pytest.raises(ValueError, match="too small"):
         ops.dcnv3(inp, off, msk, 3, 3, 1, 1, 0, 0, 4, 4, 2, 16, 1.0)
+    with pytest.raises(ValueError, match="unsupported dtype torch.int64"):
+        ops.dcnv3(inp.long(), off, msk, *args)
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+def test_arguments_are_checked_once_per_call(monkeypatch, backend):
+    if backend == "cpu" and load_dcnv3_op("cpu") is None:
+        pytest.skip(f"compiled CPU op unavailable: {dcnv3_op_error('cpu')}")
+    calls = []
+
+    def counting_check(*args):
+        calls.append(args)
+        return dcnv3_args.check_dcnv3_args(*args)
+
+    for module in (dcnv3_dispatch, dcnv3_torch, dcnv3_compiled):  # every module that checks binds the name
+        monkeypatch.setattr(module, "check_dcnv3_args", counting_check)
+    inputs = make_inputs(1, 5, 6, 2, 16, dtype=torch.float32)
+    ops.dcnv3(*inputs, *kernel_args(3, 1, 1, 1, 2, 16, 1.0), backend=backend)
+    assert len(calls) == 1
 
 
 # ------------------------------------------------------------------------------------------ dispatch
@@ -115,8 +135,8 @@ def test_cuda_backend_on_cpu_tensors_is_a_clear_error():
 
 
 def test_auto_uses_the_compiled_cpu_op_when_it_builds_and_agrees_with_torch():
-    if extension.load_extension("cpu") is None:
-        pytest.skip(f"compiled CPU op unavailable: {extension.build_error('cpu')}")
+    if load_dcnv3_op("cpu") is None:
+        pytest.skip(f"compiled CPU op unavailable: {dcnv3_op_error('cpu')}")
     assert ops.resolve_backend("cpu") == "cpu"
     inputs = make_inputs(2, 9, 11, 4, 16, dtype=torch.float32, seed=30)
     args = kernel_args(3, 1, 1, 1, 4, 16, 1.0)
@@ -132,9 +152,8 @@ def test_environment_forces_the_pure_torch_core(monkeypatch):
 
 
 def test_auto_falls_back_to_torch_core_when_no_compiled_op(monkeypatch, caplog):
-    monkeypatch.setattr(extension, "_modules", {"cpu": None})
-    monkeypatch.setattr(extension, "_errors", {"cpu": "no compiler"})
-    monkeypatch.setattr(ops, "_logged_choices", set())
+    monkeypatch.setattr(compiled, "_results", {"dcnv3_cpu": (None, "no compiler")})
+    monkeypatch.setattr(dcnv3_dispatch, "_logged_choices", set())
     with caplog.at_level("INFO", logger="cityscapes_seg_ros.ops"):
         assert ops.resolve_backend("cpu") == "torch"
         assert ops.resolve_backend("cpu") == "torch"

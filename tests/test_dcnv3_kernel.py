@@ -1,4 +1,4 @@
-"""The compiled DCNv3 op (kernels/dcnv3 via cityscapes_seg_ros.ops.extension).
+"""The compiled DCNv3 op (kernels/dcnv3 via cityscapes_seg_ros.ops.dcnv3_compiled).
 
 Checked against a naive float64 reference written here (gather-based, independent of grid_sample), and
 against the package's pure-PyTorch core ``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch`` where it
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, out_size, reference_dcnv3, rel_err
 
-from cityscapes_seg_ros.ops import extension as ext
+from cityscapes_seg_ros.ops import compiled
+from cityscapes_seg_ros.ops import dcnv3_compiled as ext
 from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
+from cityscapes_seg_ros.ops.op_records import OPS, SWITCH_ENV, read_switch
 
 HAS_CUDA = torch.cuda.is_available()
-
-
-from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, out_size, reference_dcnv3, rel_err
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -30,12 +30,13 @@ from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs
 
 @pytest.fixture(scope="module")
 def cpu_op():
-    if ext._build_mode() == "off":
-        pytest.skip(f"compiled DCNv3 op disabled by {ext.BUILD_ENV}")
+    switch = read_switch()
+    if switch.mode == "off":
+        pytest.skip(f"compiled ops switched off: {switch.setting}")
     if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
         pytest.skip("no C++ compiler on PATH: the compiled DCNv3 CPU op cannot be built")
-    module = ext.load_extension("cpu")
-    assert module is not None, f"CPU op build failed: {ext.build_error('cpu')}"
+    module = ext.load_dcnv3_op("cpu")
+    assert module is not None, f"CPU op build failed: {ext.dcnv3_op_error('cpu')}"
     return module
 
 
@@ -43,8 +44,8 @@ def cpu_op():
 def cuda_op():
     if not HAS_CUDA:
         pytest.skip("no CUDA device")
-    module = ext.load_extension("cuda")
-    assert module is not None, f"CUDA op build failed: {ext.build_error('cuda')}"
+    module = ext.load_dcnv3_op("cuda")
+    assert module is not None, f"CUDA op build failed: {ext.dcnv3_op_error('cuda')}"
     return module
 
 
@@ -149,8 +150,12 @@ def test_cpu_bad_arguments_raise_value_error(cpu_op):
         ext.dcnv3_compiled(inp, off[:, :-1], msk[:, :-1], *args)  # wrong Hout
     with pytest.raises(ValueError, match="dtype"):
         ext.dcnv3_compiled(inp.long(), off, msk, *args)
-    with pytest.raises(ValueError):  # the C++ side checks too (ValueError through pybind)
-        cpu_op.forward(inp, off, msk, 3, 3, 1, 1, 1, 1, 1, 1, 3, 16, 1.0)
+    with pytest.raises(TypeError, match="offset must be a tensor"):
+        ext.dcnv3_compiled(inp, off.tolist(), msk, *args)
+    with pytest.raises(ValueError, match="grad_output must be"):
+        ext.dcnv3_backward(inp, off, msk, *args, torch.zeros(1, 5, 6, 16))
+    with pytest.raises(ValueError, match="out must be contiguous"):
+        ext.dcnv3_forward(inp, off, msk, *args, out=torch.zeros(1, 5, 6, 32, dtype=torch.float64))
 
 
 # ----------------------------------------------------------------------------------------- CPU backward
@@ -169,12 +174,12 @@ def test_cpu_backward_matches_autograd_of_reference(cpu_op, case):
     grad_out = torch.randn_like(ref)
     expected = torch.autograd.grad(ref, (inp, off, msk), grad_out)
     got = torch.autograd.grad(ext.dcnv3_compiled(inp, off, msk, *args), (inp, off, msk), grad_out)
-    for name, a, b in zip(("input", "offset", "mask"), got, expected):
+    for name, a, b in zip(("input", "offset", "mask"), got, expected, strict=True):
         assert rel_err(a, b) < 1e-10, name
     # fp32 / bf16: the same within their precision
     i32, o32, m32 = (t.detach().float().requires_grad_() for t in (inp, off, msk))
     got32 = torch.autograd.grad(ext.dcnv3_compiled(i32, o32, m32, *args), (i32, o32, m32), grad_out.float())
-    for name, a, b in zip(("input", "offset", "mask"), got32, expected):
+    for name, a, b in zip(("input", "offset", "mask"), got32, expected, strict=True):
         assert rel_err(a, b) < 1e-4, name
 
 
@@ -222,30 +227,27 @@ def test_cpu_gradients_match_autograd_of_pure_torch_core(cpu_op, case):
         leaves = [t.clone().requires_grad_() for t in inputs]
         (fn(*leaves, *args) * grad_out).sum().backward()
         grads.append([t.grad for t in leaves])
-    for name, got, expected in zip(("input", "offset", "mask"), *grads):
+    for name, got, expected in zip(("input", "offset", "mask"), *grads, strict=True):
         assert rel_err(got, expected) <= 1e-9, name
 
 
 # --------------------------------------------------------------------------------------------- build
 
 
-def test_build_can_be_disabled(monkeypatch):
-    monkeypatch.setattr(ext, "_modules", {})
-    monkeypatch.setattr(ext, "_errors", {})
-    monkeypatch.setenv(ext.BUILD_ENV, "0")
-    assert ext.load_extension("cpu") is None
-    assert "disabled" in ext.build_error("cpu")
+def test_switched_off_the_op_is_unavailable_with_the_reason(monkeypatch):
+    monkeypatch.setattr(compiled, "_results", {})  # as in a process started with the switch off
+    monkeypatch.setenv(SWITCH_ENV, "off")
+    assert ext.load_dcnv3_op("cpu") is None
+    assert ext.dcnv3_op_error("cpu") == f"compiled ops are off: {SWITCH_ENV}=off"
     assert ext.available_backends() == []
-    with pytest.raises(RuntimeError, match="unavailable"):
+    with pytest.raises(RuntimeError, match="unavailable: compiled ops are off"):
         ext.dcnv3_compiled(*make_inputs(1, 3, 3, 1, 2, dtype=torch.float32), *kernel_args(3, 1, 1, 1, 1, 2, 1.0))
-    monkeypatch.setenv(ext.BUILD_ENV, "cpu")
-    monkeypatch.setattr(ext, "_modules", {"cpu": object()})
-    assert ext.load_extension("cuda") is None and "not requested" in ext.build_error("cuda")
+    assert ext.load_dcnv3_op("mps") is None and ext.dcnv3_op_error("mps") == "no compiled DCNv3 op for mps tensors"
 
 
 def test_available_backends_lists_cpu(cpu_op):
     assert "cpu" in ext.available_backends()
-    assert ("cuda" in ext.available_backends()) == (HAS_CUDA and ext.load_extension("cuda") is not None)
+    assert ("cuda" in ext.available_backends()) == (HAS_CUDA and ext.load_dcnv3_op("cuda") is not None)
 
 
 def _torch_cuda_macro_stub(tmp_path: Path) -> tuple[str, ...]:
@@ -294,7 +296,7 @@ def test_cuda_forward_backward(cuda_op, case):
     out = ext.dcnv3_compiled(inp, off, msk, *args)
     assert out.is_cuda and rel_err(out, ref) < 1e-12
     got = torch.autograd.grad(out, (inp, off, msk), grad_out)
-    for name, a, b in zip(("input", "offset", "mask"), got, expected):
+    for name, a, b in zip(("input", "offset", "mask"), got, expected, strict=True):
         assert rel_err(a, b) < 1e-10, name
     poisoned = torch.full(ref.shape, float("nan"), device="cuda", dtype=torch.float32)
     i32, o32, m32 = (t.detach().float() for t in (inp, off, msk))
@@ -316,12 +318,10 @@ def test_cuda_matches_cpu_op(cpu_op, cuda_op):
     assert math.isfinite(gpu.abs().max().item())
 
 
-def test_op_built_at_install_is_used_only_while_the_sources_match(monkeypatch):
+def test_the_op_built_at_install_is_used_only_while_its_digest_matches(cpu_op):
     try:
         import cityscapes_seg_ros._dcnv3_cpu as installed
     except ImportError:
-        pytest.skip("installed without building the op (isolated build): it is JIT-built instead")
-    assert installed.source_digest == ext.source_digest(ext.kernel_source_dir())
-    assert ext._prebuilt("cpu") is installed
-    monkeypatch.setattr(ext, "source_digest", lambda folder: "edited sources")
-    assert ext._prebuilt("cpu") is None  # a stale build is never used; load_extension JIT-builds instead
+        pytest.skip("installed without building the op (isolated build): it is built just in time instead")
+    current = OPS["dcnv3_cpu"].digest(compiled.kernels_root())
+    assert (cpu_op is installed) == (getattr(installed, "source_digest", None) == current)

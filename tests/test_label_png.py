@@ -1,19 +1,25 @@
 """The fast label-PNG decoder gives what PIL (the official evaluator's reader) gives, and steps aside for any
 file it does not fully understand."""
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from no_torch import BLOCK_TORCH
 from PIL import Image
 
 from cityscapes_seg_ros.evaluation import label_png
 from cityscapes_seg_ros.evaluation.label_png import decode_grey_png
 from cityscapes_seg_ros.evaluation.scoring import read_label_image
-from cityscapes_seg_ros.ops import score_decode
+from cityscapes_seg_ros.ops import compiled
+from cityscapes_seg_ros.ops.op_records import OLD_SWITCH_ENV, SWITCH_ENV
+from cityscapes_seg_ros.ops.png_unfilter import png_unfilter
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -150,7 +156,8 @@ def test_without_the_compiled_op_the_reader_still_reads_every_file(tmp_path, mon
     samples = random_labels(np.random.default_rng(5), (40, 24), np.uint16)
     path = tmp_path / "instances.png"
     path.write_bytes(make_png(samples))
-    monkeypatch.setattr(score_decode, "load_score_decode_op", lambda: None)
+    monkeypatch.setenv(SWITCH_ENV, "off")
+    monkeypatch.setattr(compiled, "_results", {})  # as in a process started with the switch off
     assert label_png.decode_grey_png(path.read_bytes()) is None
     np.testing.assert_array_equal(read_label_image(path), samples)
 
@@ -160,3 +167,38 @@ def test_damaged_files_keep_the_readers_clear_errors(tmp_path):
     path.write_bytes(make_png(random_labels(np.random.default_rng(6), (200, 300), np.uint8))[:300])
     with pytest.raises(ValueError, match="truncated.png"):
         read_label_image(path)
+
+
+def test_the_unfilter_checks_its_arguments():
+    rows = bytes([0, 1, 2, 0, 3, 4])  # two rows of two 8-bit samples
+    with pytest.raises(ValueError, match="bit depth must be 8 or 16"):
+        png_unfilter(rows, 2, 2, 4)
+    with pytest.raises(ValueError, match="5 bytes for 2 rows of 2 samples of 8 bits"):
+        png_unfilter(rows[:-1], 2, 2, 8)
+    if compiled.load("png_unfilter") is None:
+        pytest.skip(f"the compiled unfilter is unavailable: {compiled.unavailable_reason('png_unfilter')}")
+    with pytest.raises(ValueError, match="row 1 has an unknown filter type"):
+        png_unfilter(rows[:3] + bytes([7]) + rows[4:], 2, 2, 8)
+
+
+def test_the_evaluator_decodes_label_pngs_in_a_process_that_cannot_import_torch(tmp_path):
+    if compiled.load("png_unfilter") is None:  # built here if need be, so the subprocess finds it cached
+        pytest.skip(f"the compiled unfilter is unavailable: {compiled.unavailable_reason('png_unfilter')}")
+    samples = random_labels(np.random.default_rng(8), (30, 41), np.uint16)
+    path = tmp_path / "instances.png"
+    path.write_bytes(make_png(samples))
+    np.save(tmp_path / "expected.npy", samples)
+    script = f"""{BLOCK_TORCH}
+import numpy as np
+from cityscapes_seg_ros.evaluation.label_png import decode_grey_png
+from cityscapes_seg_ros.ops import compiled
+
+decoded = decode_grey_png(open({str(path)!r}, "rb").read())
+assert decoded is not None, compiled.unavailable_reason("png_unfilter")
+assert decoded.dtype == np.uint16 and (decoded == np.load({str(tmp_path / "expected.npy")!r})).all()
+assert not any(name == "torch" or name.startswith("torch.") for name in sys.modules)
+print("decoded without torch")
+"""
+    env = {name: value for name, value in os.environ.items() if name not in (SWITCH_ENV, OLD_SWITCH_ENV)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "decoded without torch" in result.stdout, result.stderr[-3000:]

@@ -6,19 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from cityscapes_seg_ros.ops import extension as ext
-from cityscapes_seg_ros.ops import score_decode
-from cityscapes_seg_ros.ops.score_decode import decode_scores, label_histogram
+from cityscapes_seg_ros.ops import compiled
+from cityscapes_seg_ros.ops.op_records import OPS, SWITCH_ENV, read_switch
+from cityscapes_seg_ros.ops.score_decode import OP_NAME, decode_scores, label_histogram
 
 
 @pytest.fixture(scope="module")
 def compiled_op():
-    if ext._build_mode() == "off":
-        pytest.skip(f"compiled ops disabled by {ext.BUILD_ENV}")
+    switch = read_switch()
+    if switch.mode == "off":
+        pytest.skip(f"compiled ops switched off: {switch.setting}")
     if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
         pytest.skip("no C++ compiler on PATH: the compiled score decode op cannot be built")
-    module = score_decode.load_score_decode_op()
-    assert module is not None, f"score decode op build failed: {score_decode._state.get('error')}"
+    module = compiled.load(OP_NAME)
+    assert module is not None, f"score decode op build failed: {compiled.unavailable_reason(OP_NAME)}"
     return module
 
 
@@ -80,10 +81,11 @@ def test_bad_arguments_are_rejected_clearly():
         decode_scores(torch.zeros(2, 4, 5), from_logits=True, num_valid=300)
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_label_histogram_counts_pixels_and_sums_confidence_per_label(compiled_op, monkeypatch, compiled):
-    if not compiled:
-        monkeypatch.setattr(score_decode, "load_score_decode_op", lambda: None)
+@pytest.mark.parametrize("use_compiled_op", [True, False], ids=["compiled", "numpy"])
+def test_label_histogram_counts_pixels_and_sums_confidence_per_label(compiled_op, monkeypatch, use_compiled_op):
+    if not use_compiled_op:
+        monkeypatch.setenv(SWITCH_ENV, "off")
+        monkeypatch.setattr(compiled, "_results", {})  # as in a process started with the switch off
     rng = np.random.default_rng(11)
     labels = rng.choice(np.array([0, 3, 18, 255], np.uint8), size=(301, 517))  # more than one chunk of pixels
     confidence = rng.random(labels.shape, dtype=np.float32)
@@ -98,29 +100,10 @@ def test_label_histogram_counts_pixels_and_sums_confidence_per_label(compiled_op
         label_histogram(labels, confidence[1:])
 
 
-def test_a_failed_build_falls_back_to_torch_with_a_warning(monkeypatch, caplog):
-    def broken_build(src):
-        raise OSError("no compiler")
-
-    monkeypatch.setattr(score_decode, "_state", {})  # forget the op loaded by other tests
-    monkeypatch.setattr(score_decode, "_prebuilt", lambda src: None)
-    monkeypatch.setattr(score_decode, "_jit_build", broken_build)
-    monkeypatch.setattr(score_decode, "_build_mode", lambda: "auto")
-    logits = torch.randn(19, 6, 7, generator=torch.Generator().manual_seed(2))
-    with caplog.at_level("WARNING", logger=score_decode.__name__):
-        labels, confidence = decode_scores(logits, from_logits=True)
-    assert "no compiler" in caplog.text
-    assert torch.equal(labels, torch_decision(logits, True)[0])
-    with pytest.raises(RuntimeError, match="no compiler"):
-        decode_scores(logits, from_logits=True, backend="cpu")
-
-
-def test_op_built_at_install_is_used_only_while_the_sources_match(monkeypatch):
+def test_the_op_built_at_install_is_used_only_while_its_digest_matches(compiled_op):
     try:
         import cityscapes_seg_ros._score_decode_cpu as installed
     except ImportError:
-        pytest.skip("installed without building the op (isolated build): it is JIT-built instead")
-    src = score_decode._source_dir()
-    assert score_decode._prebuilt(src) is installed
-    monkeypatch.setattr(score_decode, "source_digest", lambda folder: "edited sources")
-    assert score_decode._prebuilt(src) is None
+        pytest.skip("installed without building the op (isolated build): it is built just in time instead")
+    current = OPS[OP_NAME].digest(compiled.kernels_root())
+    assert (compiled_op is installed) == (getattr(installed, "source_digest", None) == current)

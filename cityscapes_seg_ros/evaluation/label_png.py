@@ -17,7 +17,7 @@ import zlib
 import deflate
 import numpy as np
 
-from ..ops.score_decode import png_unfilter
+from ..ops.png_unfilter import png_unfilter
 
 __all__ = ["decode_grey_png"]
 

@@ -57,11 +57,11 @@ def load_predictor(settings: NodeSettings) -> DevicePredictor:
 def dcnv3_backend_name(device_type: str, requested: str) -> str:
     if requested == "torch":
         return "pytorch (requested)"
-    from ..ops import extension
+    from ..ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
 
-    if extension.load_extension(device_type) is not None:
+    if load_dcnv3_op(device_type) is not None:
         return f"compiled ({device_type})"
-    return f"pytorch ({extension.build_error(device_type) or 'compiled op unavailable'})"
+    return f"pytorch ({dcnv3_op_error(device_type) or 'compiled op unavailable'})"
 
 
 class Camera:

@@ -1,98 +1,41 @@
-"""The DCNv3 core with a choice of backend: ``dcnv3(..., backend="auto")``.
+"""The model's and the pipeline's tensor ops, each with a compiled op (``kernels/``) and a pure PyTorch / NumPy
+fallback.
 
-Backends: ``"cuda"`` and ``"cpu"`` are the compiled op of ``kernels/dcnv3`` (see ``extension.py``),
-``"torch"`` is the pure-PyTorch core (``dcnv3_torch.py``). ``"auto"`` takes the compiled op of the input's
-device when it is available (building it on first use) and the pure-PyTorch core otherwise, and logs its
-choice once per device. The environment variable ``CITYSCAPES_SEG_DCNV3_BACKEND`` (one of the backend
-names) overrides ``"auto"``, e.g. ``CITYSCAPES_SEG_DCNV3_BACKEND=torch`` forces the pure-PyTorch core.
+* ``dcnv3(...)``: the DCNv3 core, backend "auto", "cuda", "cpu" or "torch" (``dcnv3_dispatch.py``);
+  ``dcnv3_core_torch`` is its pure-PyTorch core.
+* ``decode_scores``, ``label_histogram``: the per-pixel class decision and its histogram (``score_decode.py``).
+* ``png_unfilter.png_unfilter``: the row unfilter of the evaluator's label PNGs (no torch needed).
+
+Every compiled op is loaded by ``compiled.py``; ``CITYSCAPES_SEG_COMPILED_OPS=off`` switches them all off.
+Importing this package imports neither torch nor any op: the names below load their module on first use.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
+import importlib
+from typing import Any
 
-import torch
+_LAZY = {
+    "BACKENDS": "dcnv3_dispatch",
+    "BACKEND_ENV": "dcnv3_dispatch",
+    "dcnv3": "dcnv3_dispatch",
+    "resolve_backend": "dcnv3_dispatch",
+    "dcnv3_core_torch": "dcnv3_torch",
+    "decode_scores": "score_decode",
+    "label_histogram": "score_decode",
+}
 
-from .dcnv3_torch import check_dcnv3_args, dcnv3_core_torch
-from .extension import build_error, dcnv3_compiled, load_extension
-
-__all__ = ["BACKENDS", "BACKEND_ENV", "dcnv3", "dcnv3_core_torch", "resolve_backend"]
-
-log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "cuda", "cpu", "torch")
-BACKEND_ENV = "CITYSCAPES_SEG_DCNV3_BACKEND"
-
-_logged_choices: set[tuple[str, str]] = set()
-_log_lock = threading.Lock()
+__all__ = sorted(_LAZY)
 
 
-def _check_backend_name(backend: str, source: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"dcnv3: unknown backend {backend!r} ({source}); choose one of {', '.join(BACKENDS)}")
-    return backend
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
-def resolve_backend(device: torch.device | str, backend: str = "auto") -> str:
-    """The backend that ``dcnv3(..., backend=backend)`` uses for tensors on ``device``: "cuda", "cpu" or
-    "torch". Raises ValueError for an unknown name, RuntimeError when a compiled op that was asked for
-    explicitly is unavailable or does not match the device."""
-    device = torch.device(device)
-    backend = _check_backend_name(backend, "argument")
-    if backend == "auto" and os.environ.get(BACKEND_ENV):
-        backend = _check_backend_name(os.environ[BACKEND_ENV].strip().lower(), f"${BACKEND_ENV}")
-    if backend == "torch":
-        return backend
-    if backend == "auto":
-        chosen = device.type if load_extension(device.type) is not None else "torch"
-        _log_choice_once(device.type, chosen)
-        return chosen
-    if device.type != backend:
-        raise RuntimeError(f"dcnv3: backend {backend!r} cannot run tensors on {device}")
-    if load_extension(backend) is None:
-        raise RuntimeError(f"dcnv3: the compiled {backend} op is unavailable: {build_error(backend)}")
-    return backend
-
-
-def _log_choice_once(device_type: str, chosen: str) -> None:
-    with _log_lock:
-        if (device_type, chosen) in _logged_choices:
-            return
-        _logged_choices.add((device_type, chosen))
-    if chosen == "torch":
-        reason = build_error(device_type) or "no compiled op for this device"
-        log.info("DCNv3 on %s: pure-PyTorch core (%s)", device_type, reason)
-    else:
-        log.info("DCNv3 on %s: compiled %s op", device_type, chosen)
-
-
-def dcnv3(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-    offset_scale: float,
-    backend: str = "auto",
-) -> torch.Tensor:
-    """The DCNv3 core with the layouts and meaning of the official ``dcnv3_core_pytorch``.
-
-    input [N, H, W, group*group_channels] (channels-last), offset [N, Ho, Wo, group*K*2], mask
-    [N, Ho, Wo, group*K] -> [N, Ho, Wo, group*group_channels] in the input's dtype (fp32, fp16 or bf16,
-    accumulated in fp32; fp64 too). ``backend``: "auto", "cuda", "cpu" or "torch". Differentiable.
-    """
-    args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels)
-    check_dcnv3_args(input, offset, mask, *args)
-    if resolve_backend(input.device, backend) == "torch":
-        return dcnv3_core_torch(input, offset, mask, *args, offset_scale)
-    return dcnv3_compiled(input, offset, mask, *args, offset_scale)
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

@@ -23,55 +23,21 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["check_dcnv3_args", "dcnv3_core_torch"]
+from .dcnv3_args import check_dcnv3_args
 
-
-def check_dcnv3_args(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-) -> tuple[int, int]:
-    """Validate layouts and sizes; returns the output size (Ho, Wo). Raises ValueError naming the problem."""
-    for name, t in (("input", input), ("offset", offset), ("mask", mask)):
-        if t.dim() != 4:
-            raise ValueError(f"dcnv3: {name} must be 4-D channels-last [N, H, W, C], got shape {tuple(t.shape)}")
-    for name, v in (("kernel", (kernel_h, kernel_w)), ("stride", (stride_h, stride_w)),
-                    ("dilation", (dilation_h, dilation_w)), ("group/group_channels", (group, group_channels))):
-        if min(v) < 1:
-            raise ValueError(f"dcnv3: {name} must be >= 1, got {v}")
-    if min(pad_h, pad_w) < 0:
-        raise ValueError(f"dcnv3: pad must be >= 0, got {(pad_h, pad_w)}")
-    n, h, w, c = input.shape
-    if c != group * group_channels:
-        raise ValueError(f"dcnv3: input has {c} channels, expected group*group_channels = {group}*{group_channels}")
-    ho = (h + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) // stride_h + 1
-    wo = (w + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) // stride_w + 1
-    points = kernel_h * kernel_w
-    if ho < 1 or wo < 1:
-        raise ValueError(f"dcnv3: input {h}x{w} is too small for the kernel, padding and dilation")
-    expected = {"offset": (n, ho, wo, group * points * 2), "mask": (n, ho, wo, group * points)}
-    for name, t in (("offset", offset), ("mask", mask)):
-        if tuple(t.shape) != expected[name]:
-            raise ValueError(f"dcnv3: {name} shape {tuple(t.shape)} != expected {expected[name]}")
-    for name, t in (("offset", offset), ("mask", mask)):
-        if t.device != input.device:
-            raise ValueError(f"dcnv3: {name} is on {t.device}, input on {input.device}")
-    return ho, wo
+__all__ = ["dcnv3_core_torch", "dcnv3_core_torch_unchecked"]
 
 
 def _axis_positions(
-    out_size: int, stride: int, pad: int, dilation: int, kernel: int, offset_scale: float,
-    taps_of_point: torch.Tensor, dtype: torch.dtype, device: torch.device,
+    out_size: int,
+    stride: int,
+    pad: int,
+    dilation: int,
+    kernel: int,
+    offset_scale: float,
+    taps_of_point: torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Base positions [out_size] and the displacement of each kernel point [K] along one axis, +1 for
     the padded table. ``taps_of_point[k]`` is the tap index of point k along this axis."""
@@ -114,11 +80,31 @@ def dcnv3_core_torch(
     offset_scale: float,
 ) -> torch.Tensor:
     """DCNv3 core in PyTorch; see the module docstring for layouts and semantics."""
-    ho, wo = check_dcnv3_args(
-        input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-        dilation_h, dilation_w, group, group_channels,
-    )  # fmt: skip
+    args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels)
+    check_dcnv3_args(input, offset, mask, *args)
+    return dcnv3_core_torch_unchecked(input, offset, mask, *args, offset_scale)
+
+
+def dcnv3_core_torch_unchecked(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    pad_h: int,
+    pad_w: int,
+    dilation_h: int,
+    dilation_w: int,
+    group: int,
+    group_channels: int,
+    offset_scale: float,
+) -> torch.Tensor:
+    """``dcnv3_core_torch`` for arguments that ``check_dcnv3_args`` has accepted."""
     n, h, w, channels = input.shape
+    ho = (h + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) // stride_h + 1
+    wo = (w + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) // stride_w + 1
     points = kernel_h * kernel_w
     compute = torch.float64 if input.dtype == torch.float64 else torch.float32
     device = input.device

@@ -9,6 +9,9 @@
 #include <optional>
 #include <vector>
 
+#define CSR_STRINGIFY_(x) #x
+#define CSR_STRINGIFY(x) CSR_STRINGIFY_(x)
+
 #include "dcnv3_host.h"
 #include "dcnv3_kernels.h"
 
@@ -53,21 +56,13 @@ void forward_cpu_dispatch(const Geometry& s, const scalar_t* in, const scalar_t*
 
 }  // namespace
 
-at::Tensor dcnv3_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& mask_,
+at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                              int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
                              int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
                              int64_t group_channels, double offset_scale, std::optional<at::Tensor> out_) {
-    const Geometry s = make_geometry(input_, offset_, mask_, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                     dilation_h, dilation_w, group, group_channels, offset_scale);
-    TORCH_CHECK_VALUE(input_.device().is_cpu(), "dcnv3 CPU op: tensors must be on the CPU");
-    const at::Tensor input = input_.contiguous(), offset = offset_.contiguous(), mask = mask_.contiguous();
-    at::Tensor out;
-    if (out_.has_value()) {
-        out = *out_;
-        check_out(out, input, s);
-    } else {
-        out = at::empty({s.N, s.Hout, s.Wout, s.C()}, input.options());
-    }
+    const Geometry s = make_geometry(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                                     dilation_w, group, group_channels, offset_scale);
+    at::Tensor out = out_.has_value() ? *out_ : at::empty({s.N, s.Hout, s.Wout, s.C()}, input.options());
     if (out.numel() == 0) return out;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "dcnv3_forward_cpu", [&] {
         forward_cpu_dispatch<scalar_t>(s, input.const_data_ptr<scalar_t>(), offset.const_data_ptr<scalar_t>(),
@@ -76,19 +71,13 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input_, const at::Tensor& offset_
     return out;
 }
 
-std::vector<at::Tensor> dcnv3_backward_cpu(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& mask_,
+std::vector<at::Tensor> dcnv3_backward_cpu(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                                            int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
                                            int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
                                            int64_t group, int64_t group_channels, double offset_scale,
-                                           const at::Tensor& grad_output_) {
-    const Geometry s = make_geometry(input_, offset_, mask_, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                     dilation_h, dilation_w, group, group_channels, offset_scale);
-    TORCH_CHECK_VALUE(input_.device().is_cpu(), "dcnv3 CPU op: tensors must be on the CPU");
-    TORCH_CHECK_VALUE(grad_output_.dim() == 4 && grad_output_.size(0) == s.N && grad_output_.size(1) == s.Hout &&
-                          grad_output_.size(2) == s.Wout && grad_output_.size(3) == s.C(),
-                      "dcnv3: grad_output has the wrong shape ", grad_output_.sizes());
-    const at::Tensor input = input_.contiguous(), offset = offset_.contiguous(), mask = mask_.contiguous();
-    const at::Tensor grad_output = grad_output_.to(input.scalar_type()).contiguous();
+                                           const at::Tensor& grad_output) {
+    const Geometry s = make_geometry(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                                     dilation_w, group, group_channels, offset_scale);
     const auto acc_type = at::toOpMathType(input.scalar_type());
     at::Tensor grad_input_acc = at::zeros(input.sizes(), input.options().dtype(acc_type));
     at::Tensor grad_offset = at::empty_like(offset);
@@ -138,9 +127,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"),
           py::arg("dilation_w"), py::arg("group"), py::arg("group_channels"), py::arg("offset_scale"),
           py::arg("grad_output"));
-#ifdef CSR_DCNV3_SOURCE_DIGEST
-    // set by setup.py: lets the loader tell a build of these sources from a stale one
-    m.attr("source_digest") = CSR_DCNV3_SOURCE_DIGEST;
+#ifdef CSR_SOURCE_DIGEST
+    // set by the build (compiled.py, setup.py): lets the loader tell a build of these sources from a stale one
+    m.attr("source_digest") = CSR_STRINGIFY(CSR_SOURCE_DIGEST);
 #endif
     m.attr("device_type") = "cpu";
 }

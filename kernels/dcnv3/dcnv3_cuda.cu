@@ -85,22 +85,14 @@ void forward_cuda_dispatch(const Geometry& s, const scalar_t* in, const scalar_t
 
 }  // namespace
 
-at::Tensor dcnv3_forward_cuda(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& mask_,
+at::Tensor dcnv3_forward_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                               int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
                               int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
                               int64_t group_channels, double offset_scale, std::optional<at::Tensor> out_) {
-    const Geometry s = make_geometry(input_, offset_, mask_, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                     dilation_h, dilation_w, group, group_channels, offset_scale);
-    TORCH_CHECK_VALUE(input_.is_cuda(), "dcnv3 CUDA op: tensors must be on a CUDA device");
-    const c10::cuda::CUDAGuard guard(input_.device());
-    const at::Tensor input = input_.contiguous(), offset = offset_.contiguous(), mask = mask_.contiguous();
-    at::Tensor out;
-    if (out_.has_value()) {
-        out = *out_;
-        check_out(out, input, s);
-    } else {
-        out = at::empty({s.N, s.Hout, s.Wout, s.C()}, input.options());
-    }
+    const Geometry s = make_geometry(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                                     dilation_w, group, group_channels, offset_scale);
+    const c10::cuda::CUDAGuard guard(input.device());
+    at::Tensor out = out_.has_value() ? *out_ : at::empty({s.N, s.Hout, s.Wout, s.C()}, input.options());
     if (out.numel() == 0) return out;
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "dcnv3_forward_cuda", [&] {
@@ -110,21 +102,15 @@ at::Tensor dcnv3_forward_cuda(const at::Tensor& input_, const at::Tensor& offset
     return out;
 }
 
-std::vector<at::Tensor> dcnv3_backward_cuda(const at::Tensor& input_, const at::Tensor& offset_,
-                                            const at::Tensor& mask_, int64_t kernel_h, int64_t kernel_w,
+std::vector<at::Tensor> dcnv3_backward_cuda(const at::Tensor& input, const at::Tensor& offset,
+                                            const at::Tensor& mask, int64_t kernel_h, int64_t kernel_w,
                                             int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
                                             int64_t dilation_h, int64_t dilation_w, int64_t group,
                                             int64_t group_channels, double offset_scale,
-                                            const at::Tensor& grad_output_) {
-    const Geometry s = make_geometry(input_, offset_, mask_, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                     dilation_h, dilation_w, group, group_channels, offset_scale);
-    TORCH_CHECK_VALUE(input_.is_cuda(), "dcnv3 CUDA op: tensors must be on a CUDA device");
-    TORCH_CHECK_VALUE(grad_output_.dim() == 4 && grad_output_.size(0) == s.N && grad_output_.size(1) == s.Hout &&
-                          grad_output_.size(2) == s.Wout && grad_output_.size(3) == s.C(),
-                      "dcnv3: grad_output has the wrong shape ", grad_output_.sizes());
-    const c10::cuda::CUDAGuard guard(input_.device());
-    const at::Tensor input = input_.contiguous(), offset = offset_.contiguous(), mask = mask_.contiguous();
-    const at::Tensor grad_output = grad_output_.to(input.scalar_type()).contiguous();
+                                            const at::Tensor& grad_output) {
+    const Geometry s = make_geometry(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                                     dilation_w, group, group_channels, offset_scale);
+    const c10::cuda::CUDAGuard guard(input.device());
     const auto acc_type = at::toOpMathType(input.scalar_type());
     at::Tensor grad_input_acc = at::zeros(input.sizes(), input.options().dtype(acc_type));
     at::Tensor grad_offset = at::zeros_like(offset);

@@ -4,6 +4,9 @@
 #include <optional>
 #include <vector>
 
+#define CSR_STRINGIFY_(x) #x
+#define CSR_STRINGIFY(x) CSR_STRINGIFY_(x)
+
 namespace csr_dcnv3 {
 at::Tensor dcnv3_forward_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                               int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
@@ -27,9 +30,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"),
           py::arg("dilation_w"), py::arg("group"), py::arg("group_channels"), py::arg("offset_scale"),
           py::arg("grad_output"));
-#ifdef CSR_DCNV3_SOURCE_DIGEST
-    // set by setup.py: lets the loader tell a build of these sources from a stale one
-    m.attr("source_digest") = CSR_DCNV3_SOURCE_DIGEST;
+#ifdef CSR_SOURCE_DIGEST
+    // set by the build (compiled.py, setup.py): lets the loader tell a build of these sources from a stale one
+    m.attr("source_digest") = CSR_STRINGIFY(CSR_SOURCE_DIGEST);
 #endif
     m.attr("device_type") = "cuda";
 }

@@ -4,12 +4,11 @@
 // made. Pixels are taken in blocks whose C rows stay in cache between the max pass and the exp pass; the
 // inner loops run over contiguous pixels without branches, so the compiler vectorises them (it needs
 // -fno-trapping-math to turn the float comparisons into selects). label_histogram then gives the pixels and
-// summed confidence per label for the node's statistics, and png_unfilter the last step of decoding the
-// evaluator's label PNGs (png_unfilter.h).
+// summed confidence per label for the node's statistics.
+// The Python entry (cityscapes_seg_ros/ops/score_decode.py) checks the arguments once; these functions trust
+// them: contiguous CPU tensors, float32 scores [C >= 1, H, W], uint8 labels, float32 confidence of their size.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
-
-#include "png_unfilter.h"
 
 #include <algorithm>
 #include <array>
@@ -18,6 +17,9 @@
 #include <optional>
 #include <tuple>
 #include <vector>
+
+#define CSR_STRINGIFY_(x) #x
+#define CSR_STRINGIFY(x) CSR_STRINGIFY_(x)
 
 namespace csr_score_decode {
 namespace {
@@ -88,16 +90,8 @@ void decode_block(const float* scores, int64_t channels, int64_t pixels, int64_t
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor> decode_scores_cpu(const at::Tensor& scores_, bool from_logits, int64_t num_valid,
+std::tuple<at::Tensor, at::Tensor> decode_scores_cpu(const at::Tensor& scores, bool from_logits, int64_t num_valid,
                                                      int64_t ignore) {
-    TORCH_CHECK(scores_.device().is_cpu(), "decode_scores: scores must be a CPU tensor");
-    TORCH_CHECK(scores_.scalar_type() == at::kFloat, "decode_scores: scores must be float32, got ",
-                scores_.scalar_type());
-    TORCH_CHECK(scores_.dim() == 3, "decode_scores: scores must be [C, H, W], got ", scores_.sizes());
-    TORCH_CHECK(scores_.size(0) >= 1, "decode_scores: no classes");
-    TORCH_CHECK(num_valid >= 0 && num_valid <= 255, "decode_scores: num_valid must be in [0, 255]");
-    TORCH_CHECK(ignore >= 0 && ignore <= 255, "decode_scores: ignore must be in [0, 255]");
-    const at::Tensor scores = scores_.contiguous();
     const int64_t channels = scores.size(0), height = scores.size(1), width = scores.size(2);
     const int64_t pixels = height * width;
     at::Tensor labels = at::empty({height, width}, scores.options().dtype(at::kByte));
@@ -118,19 +112,9 @@ std::tuple<at::Tensor, at::Tensor> decode_scores_cpu(const at::Tensor& scores_, 
 
 // Pixels and summed confidence per label value: each task counts its own chunk of pixels, and the chunks are
 // added up in order, so the sums do not depend on the number of threads.
-std::tuple<at::Tensor, at::Tensor> label_histogram_cpu(const at::Tensor& labels_,
+std::tuple<at::Tensor, at::Tensor> label_histogram_cpu(const at::Tensor& labels,
                                                        const std::optional<at::Tensor>& confidence_) {
-    TORCH_CHECK(labels_.device().is_cpu() && labels_.scalar_type() == at::kByte,
-                "label_histogram: labels must be a uint8 CPU tensor");
-    const at::Tensor labels = labels_.contiguous();
-    at::Tensor confidence;
-    if (confidence_.has_value()) {
-        TORCH_CHECK(confidence_->device().is_cpu() && confidence_->scalar_type() == at::kFloat,
-                    "label_histogram: confidence must be a float32 CPU tensor");
-        TORCH_CHECK(confidence_->numel() == labels.numel(), "label_histogram: confidence has ",
-                    confidence_->numel(), " values for ", labels.numel(), " labels");
-        confidence = confidence_->contiguous();
-    }
+    const at::Tensor confidence = confidence_.has_value() ? *confidence_ : at::Tensor();
     constexpr int64_t kChunk = 1 << 16;
     const int64_t pixels = labels.numel(), chunks = (pixels + kChunk - 1) / kChunk;
     std::vector<std::array<int64_t, 256>> chunk_counts(chunks);
@@ -162,42 +146,19 @@ std::tuple<at::Tensor, at::Tensor> label_histogram_cpu(const at::Tensor& labels_
     return {counts, sums};
 }
 
-// The inflated IDAT stream of a grey, non-interlaced PNG -> its samples, uint8 [H, W] for 8 bits or, for 16
-// bits, int16 [H, W] holding the uint16 values (numpy views it as uint16; torch before 2.3 has no uint16).
-at::Tensor png_unfilter_cpu(const py::buffer& filtered, int64_t height, int64_t width, int64_t bit_depth) {
-    const py::buffer_info info = filtered.request();
-    TORCH_CHECK(info.ndim == 1 && info.itemsize == 1 && info.strides[0] == 1,
-                "png_unfilter: filtered must be a contiguous byte buffer");
-    TORCH_CHECK(bit_depth == 8 || bit_depth == 16, "png_unfilter: bit depth must be 8 or 16, got ", bit_depth);
-    TORCH_CHECK(height >= 0 && width >= 0, "png_unfilter: negative size ", height, "x", width);
-    TORCH_CHECK(info.size == height * (1 + width * bit_depth / 8), "png_unfilter: ", info.size,
-                " bytes for ", height, " rows of ", width, " samples of ", bit_depth, " bits");
-    at::Tensor out = at::empty({height, width}, at::TensorOptions().dtype(bit_depth == 8 ? at::kByte : at::kShort));
-    int64_t bad_row;
-    {
-        py::gil_scoped_release no_gil;
-        bad_row = csr_png::unfilter_grey(static_cast<const uint8_t*>(info.ptr), height, width,
-                                         static_cast<int>(bit_depth), out.data_ptr());
-    }
-    TORCH_CHECK(bad_row < 0, "png_unfilter: row ", bad_row, " has an unknown filter type");
-    return out;
-}
-
 }  // namespace csr_score_decode
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.doc() = "cityscapes_seg_ros: per-pixel winning class and its probability from a [C, H, W] score map, "
-              "the per-label histogram of the result, and PNG row unfiltering for label images (CPU)";
+              "and the per-label histogram of the result (CPU)";
     m.def("decode_scores", &csr_score_decode::decode_scores_cpu,
           "labels uint8 [H, W] (winner, or `ignore` where winner >= num_valid) and confidence float32 [H, W]",
           py::arg("scores"), py::arg("from_logits"), py::arg("num_valid"), py::arg("ignore"));
     m.def("label_histogram", &csr_score_decode::label_histogram_cpu,
           "pixels int64 [256] and summed confidence float64 [256] (zeros without confidence) per label value",
           py::arg("labels"), py::arg("confidence") = py::none());
-    m.def("png_unfilter", &csr_score_decode::png_unfilter_cpu,
-          "samples [H, W] (uint8, or int16 holding uint16) of a grey PNG's inflated, filtered rows",
-          py::arg("filtered"), py::arg("height"), py::arg("width"), py::arg("bit_depth"));
 #ifdef CSR_SOURCE_DIGEST
-    m.attr("source_digest") = CSR_SOURCE_DIGEST;
+    // set by the build (compiled.py, setup.py): lets the loader tell a build of these sources from a stale one
+    m.attr("source_digest") = CSR_STRINGIFY(CSR_SOURCE_DIGEST);
 #endif
 }

@@ -1,0 +1,69 @@
+"""The argument check of the DCNv3 core, made once per call at the Python entry (``ops.dcnv3``,
+``dcnv3_core_torch``, ``dcnv3_compiled``, ``dcnv3_forward``/``dcnv3_backward``); the cores behind it, the
+compiled kernels included, trust it."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SUPPORTED_DTYPES", "check_dcnv3_args", "check_dcnv3_result_tensor"]
+
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_dcnv3_args(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    kernel_h: int,
+    kernel_w: int,
+    stride_h: int,
+    stride_w: int,
+    pad_h: int,
+    pad_w: int,
+    dilation_h: int,
+    dilation_w: int,
+    group: int,
+    group_channels: int,
+) -> tuple[int, int]:
+    """Validate types, layouts, sizes, dtypes and devices; returns the output size (Ho, Wo). Raises TypeError
+    for a non-tensor, ValueError naming the problem otherwise."""
+    for name, t in (("input", input), ("offset", offset), ("mask", mask)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"dcnv3: {name} must be a tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"dcnv3: {name} must be 4-D channels-last [N, H, W, C], got shape {tuple(t.shape)}")
+        if t.dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"dcnv3: {name} has unsupported dtype {t.dtype} (float32, float16, bfloat16, float64)")
+    for name, v in (("kernel", (kernel_h, kernel_w)), ("stride", (stride_h, stride_w)),
+                    ("dilation", (dilation_h, dilation_w)), ("group/group_channels", (group, group_channels))):  # fmt: skip
+        if min(v) < 1:
+            raise ValueError(f"dcnv3: {name} must be >= 1, got {v}")
+    if min(pad_h, pad_w) < 0:
+        raise ValueError(f"dcnv3: pad must be >= 0, got {(pad_h, pad_w)}")
+    n, h, w, c = input.shape
+    if c != group * group_channels:
+        raise ValueError(f"dcnv3: input has {c} channels, expected group*group_channels = {group}*{group_channels}")
+    ho = (h + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) // stride_h + 1
+    wo = (w + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) // stride_w + 1
+    points = kernel_h * kernel_w
+    if ho < 1 or wo < 1:
+        raise ValueError(f"dcnv3: input {h}x{w} is too small for the kernel, padding and dilation")
+    expected = {"offset": (n, ho, wo, group * points * 2), "mask": (n, ho, wo, group * points)}
+    for name, t in (("offset", offset), ("mask", mask)):
+        if tuple(t.shape) != expected[name]:
+            raise ValueError(f"dcnv3: {name} shape {tuple(t.shape)} != expected {expected[name]}")
+        if t.device != input.device:
+            raise ValueError(f"dcnv3: {name} is on {t.device}, input on {input.device}")
+    return ho, wo
+
+
+def check_dcnv3_result_tensor(name: str, tensor: torch.Tensor, input: torch.Tensor, ho: int, wo: int) -> None:
+    """A tensor shaped like the output ([N, Ho, Wo, C]: ``out`` to write into, or ``grad_output``) on the input's
+    device; ``out`` must also have the input's dtype and be contiguous."""
+    expected = (input.shape[0], ho, wo, input.shape[3])
+    if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected or tensor.device != input.device:
+        got = f"{tuple(tensor.shape)} on {tensor.device}" if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise ValueError(f"dcnv3: {name} must be {expected} on {input.device}, got {got}")
+    if name == "out" and (tensor.dtype != input.dtype or not tensor.is_contiguous()):
+        raise ValueError(f"dcnv3: out must be contiguous with the input's dtype {input.dtype}, got {tensor.dtype}")
