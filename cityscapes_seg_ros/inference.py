@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .devices import resolve_device
 from .choices import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
+from .devices import resolve_device
 from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .models.layers import resize_bilinear
 from .ops.score_decode import decode_scores
@@ -37,9 +37,13 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 
 def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
-    """mmcv.imrescale's size: fit (w, h) inside the (long, short) bound, keeping the aspect ratio."""
+    """mmcv.imrescale's size: fit (w, h) inside the (long, short) bound, keeping the aspect ratio.
+
+    A side never rounds down to 0 pixels (a 20000x1 image becomes 2048x1, where mmcv fails); every other size
+    is mmcv's.
+    """
     factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
+    return max(1, int(width * factor + 0.5)), max(1, int(height * factor + 0.5))
 
 
 def normalize_bgr(image_bgr: np.ndarray) -> np.ndarray:
@@ -64,7 +68,10 @@ def preprocess(image_bgr: np.ndarray, scale: Tuple[int, int] = IMG_SCALE, flip: 
     height, width = image.shape[:2]
     new_w, new_h = rescale_size(width, height, scale)
     if (new_w, new_h) != (width, height):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        try:
+            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        except cv2.error as exc:
+            raise ValueError(f"cannot resize the {width}x{height} image to {new_w}x{new_h}: {exc.err or exc}") from None
     if flip:
         image = np.ascontiguousarray(image[:, ::-1])
     return torch.from_numpy(normalize_bgr(image)).unsqueeze(0)

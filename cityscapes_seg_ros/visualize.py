@@ -32,5 +32,5 @@ def overlay(image_rgb: np.ndarray, train_ids: np.ndarray, alpha: float = 0.5,
     train_ids = np.ascontiguousarray(train_ids, dtype=np.uint8)
     color = colorize(train_ids) if color is None else color
     out = cv2.addWeighted(image_rgb, 1.0 - alpha, color, alpha, 0.0)  # rounded, saturated
-    ignored = cv2.compare(train_ids, IGNORE_TRAIN_ID, cv2.CMP_EQ)
+    ignored = np.equal(train_ids, IGNORE_TRAIN_ID).view(np.uint8)  # cv2.compare fails on a 1x1 image
     return cv2.copyTo(image_rgb, ignored, out)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import torch
+from hostile_images import EXTREME_SHAPES, write_hostile_images
+from released_keys import PUBLISHED_PARAMS_M
 
 from cityscapes_seg_ros.cli.main import main
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE, train_ids_to_label_ids
-from released_keys import PUBLISHED_PARAMS_M
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -63,6 +63,31 @@ def test_predict_writes_four_pngs_and_skips_bad_inputs(tmp_path, tiny_model_file
         np.testing.assert_array_equal(color, TRAIN_ID_PALETTE[train_ids])
     assert not (out / "trainIds" / "corrupt.png").exists()
     assert not list(out.rglob("*.tmp"))
+
+
+def test_predict_goes_on_past_hostile_images(tmp_path, tiny_model_files, caplog, capsys):
+    """Issue 11: extreme aspect ratios and a single pixel are segmented, a header claiming 65535x65535 is
+    refused by name, the normal image after them is done, and the exit status says something was skipped."""
+    config, checkpoint = tiny_model_files
+    images = tmp_path / "images"
+    write_hostile_images(images)
+    cv2.imwrite(str(images / "zz_normal.png"), np.random.default_rng(2).integers(0, 256, (40, 64, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+
+    code = main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(images), "--out", str(out),
+                 "--img-scale", "128x64", "--device", "cpu"])  # fmt: skip
+
+    assert code == 1
+    skipped = [line for line in caplog.text.splitlines() if "skipped" in line and ".png" in line]
+    assert len(skipped) == 1 and "huge.png: image too large: the header claims more than" in skipped[0]
+    assert "done: 4 written" in caplog.text
+    assert "Traceback" not in capsys.readouterr().err
+    for name, shape in {**EXTREME_SHAPES, "zz_normal.png": (40, 64)}.items():
+        train_ids = cv2.imread(str(out / "trainIds" / name), cv2.IMREAD_UNCHANGED)
+        overlay = cv2.imread(str(out / "overlay" / name), cv2.IMREAD_UNCHANGED)
+        assert train_ids.shape == shape and overlay.shape == (*shape, 3)
+        assert set(np.unique(train_ids)) <= set(range(19)) | {255}
+    assert not list(out.rglob("huge.png"))
 
 
 def test_predict_matches_the_python_api(tmp_path, tiny_model_files, tiny_t_fixture):

@@ -38,6 +38,29 @@ def test_keep_ratio_resize_sizes(size, scale, expected):
     assert rescale_size(*size, scale) == expected
 
 
+@pytest.mark.parametrize(
+    "size, expected",
+    [((20000, 1), (2048, 1)), ((1, 20000), (1, 2048)), ((1, 1), (1024, 1024)), ((5000, 2), (2048, 1))],
+)
+def test_keep_ratio_resize_never_makes_a_side_of_zero_pixels(size, expected):
+    assert rescale_size(*size, (2048, 1024)) == expected
+
+
+@pytest.mark.parametrize("shape", [(1, 20000), (20000, 1), (1, 1)])
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_extreme_aspect_ratios_and_one_pixel_are_segmented(tiny_model, shape, mode):
+    image = random_image(*shape, seed=sum(shape))
+    predictor = Predictor(tiny_model, mode=mode, img_scale=(128, 64), crop_size=(32, 64), stride=(21, 43))
+    prediction = predictor.predict(image)
+    assert prediction.train_ids.shape == shape and prediction.confidence.shape == shape
+    x = preprocess(image, (128, 64))
+    assert min(x.shape[2:]) >= 1 and max(x.shape[2:]) == (64 if shape == (1, 1) else 128)
+    with torch.inference_mode():
+        logits = predictor.encode_decode(x)
+        expected = scores_to_train_ids(F.interpolate(logits, size=shape, mode="bilinear", align_corners=False))
+    np.testing.assert_array_equal(prediction.train_ids, expected[0].numpy())
+
+
 def test_preprocess_is_rgb_mean_std_at_the_test_scale():
     image = random_image(60, 100)
     x = preprocess(image, scale=(100, 60))
@@ -65,7 +88,9 @@ def test_flip_is_applied_before_normalisation():
     assert torch.equal(preprocess(image, (12, 8), flip=True), preprocess(image, (12, 8)).flip(3))
 
 
-@pytest.mark.parametrize("bad", [np.zeros((0, 5, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((0, 5, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)]
+)
 def test_bad_images_are_rejected_clearly(bad):
     with pytest.raises(ValueError):
         preprocess(bad)
