@@ -1,9 +1,11 @@
 """A minimal segmentation node with the real node's interface, for the live-evaluation tests.
 
-It is what ``evaluate`` needs from ``cityscapes_seg_ros.node`` and nothing more: parameters ``image_topics``,
-``input_transport``, ``model`` (a config file), ``checkpoint``, ``device``, ``img_scale``; for each camera
-``<ns>/<name>`` it publishes ``<ns>/segmentation/labels`` (mono8 train ids, the input's header) and
-``<ns>/segmentation/color``, both reliable. ``skip_every`` > 0 drops every n-th frame (a node falling behind).
+It declares the real node's parameters (``cityscapes_seg_ros.node.params``: same names, defaults, types and
+checks) and uses what ``evaluate`` needs: the model options (``model``, ``checkpoint``, ``device``,
+``inference_size``, ...), ``image_topics`` and ``input_transport``; the others are accepted and ignored. For
+each camera it publishes ``<ns>/segmentation/labels`` (mono8 train ids, the input's header) and
+``<ns>/segmentation/color``, both reliable. ``skip_every`` > 0 (its own) drops every n-th frame (a node
+falling behind).
 
     python -m bag_standin_node --ros-args -p image_topics:="['/cam/front/image_raw']" -p model:=tiny.yaml ...
 """
@@ -15,32 +17,28 @@ import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
-from cityscapes_seg_ros import Predictor, build_segmentor
 from cityscapes_seg_ros.bag.bagio import typestore
-from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr
 from cityscapes_seg_ros.bag.ros import reliable_qos
-from cityscapes_seg_ros.model_options import parse_scale, read_model_config
+from cityscapes_seg_ros.model_options import build_predictor
+from cityscapes_seg_ros.node.params import declare_parameters
+from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr
+from cityscapes_seg_ros.ros_contract.topics import compressed_topic, output_topic
 from cityscapes_seg_ros.visualize import colorize
 
 
 class StandInNode(Node):
     def __init__(self) -> None:
         super().__init__("standin_segmentation")
-        topics = self.declare_parameter("image_topics", ["/cam/front/image_raw"]).value
-        transport = self.declare_parameter("input_transport", "raw").value
-        model = self.declare_parameter("model", "").value
-        checkpoint = self.declare_parameter("checkpoint", "").value or None
-        device = self.declare_parameter("device", "cpu").value
-        scale = parse_scale(self.declare_parameter("img_scale", "2048x1024").value)
+        settings = declare_parameters(self)
         self.skip_every = self.declare_parameter("skip_every", 0).value
-        self.predictor = Predictor(build_segmentor(read_model_config(model), checkpoint, device), img_scale=scale)
+        self.predictor = build_predictor(settings.model_options())
         self.store, self.count = typestore(), 0
         self.outputs = []
-        for topic in topics:
-            namespace = topic.rsplit("/", 1)[0]
-            labels = self.create_publisher(Image, f"{namespace}/segmentation/labels", reliable_qos(10))
-            color = self.create_publisher(Image, f"{namespace}/segmentation/color", reliable_qos(10))
-            msg_type, name = (CompressedImage, f"{topic}/compressed") if transport == "compressed" else (Image, topic)
+        for topic in settings.image_topics:
+            labels = self.create_publisher(Image, output_topic(topic, "labels"), reliable_qos(10))
+            color = self.create_publisher(Image, output_topic(topic, "color"), reliable_qos(10))
+            compressed = settings.input_transport == "compressed"
+            msg_type, name = (CompressedImage, compressed_topic(topic)) if compressed else (Image, topic)
             callback = self.make_callback(msg_type, labels, color)
             self.outputs.append(self.create_subscription(msg_type, name, callback, reliable_qos(10), raw=True))
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import struct
 from pathlib import Path
 from typing import List, Tuple
 
 import torch
 import yaml
-
-from cityscapes_seg_ros.cli.bag_main import main as bag_main
 from synthetic_cityscapes import write_split
 
+from cityscapes_seg_ros.cli.bag_main import main as bag_main
 
 IMAGE_SIZE = (64, 128)  # (h, w)
 TINY_SCALE = "128x64"  # keep the test pipeline at the images' own size
@@ -50,3 +50,32 @@ def tiny_model_files(fixture: dict, folder: Path) -> Tuple[Path, Path]:
     config_path.write_text(yaml.safe_dump({"model": config}))
     torch.save({"meta": {}, "state_dict": model.state_dict()}, checkpoint_path)
     return config_path, checkpoint_path
+
+
+def restamp_bag(source: Path, out: Path, topics=None) -> Path:
+    """A copy of ``source`` in which every message on ``topics`` (default: all) carries the first frame's header
+    stamp, as a bag written at a rate too high for its stamps would."""
+    from rosbags.rosbag2 import Writer
+
+    from cityscapes_seg_ros.bag.bagio import header_stamp_ns, read_messages, summarize, typestore
+
+    summary = summarize(source)
+    messages = list(read_messages(source, list(summary.topics)))
+    first = header_stamp_ns(messages[0][3])
+    sec, nanosec = divmod(first, 10**9)
+    store = typestore()
+    with Writer(out, version=9) as writer:
+        connections = {name: writer.add_connection(name, info.msgtype, typestore=store)
+                       for name, info in summary.topics.items()}  # fmt: skip
+        for topic, _, log_time, data in messages:
+            if topics is None or topic in topics:
+                assert data[1] == 1, "expected little-endian CDR"
+                data = data[:4] + struct.pack("<iI", sec, nanosec) + data[12:]  # CDR little-endian header stamp
+            writer.write(connections[topic], log_time, data)
+    return out
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))

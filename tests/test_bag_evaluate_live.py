@@ -8,15 +8,18 @@ The last test runs the real ``cityscapes_seg_ros.node`` when it is installed.
 
 import importlib.util
 import json
+import logging
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-
-from bag_support import TINY_SCALE, make_bag, make_split, tiny_model_files
+from bag_support import TINY_SCALE, make_bag, make_split, restamp_bag, tiny_model_files
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (ros-rclpy, ros-rmw-fastrtps-cpp)")
 
@@ -48,7 +51,7 @@ def bag(tmp_path_factory):
 def live_args(bag, out, model_files, *extra):
     config, checkpoint = model_files
     return ["evaluate", str(bag), "--node-module", "bag_standin_node", "--model", str(config),
-            "--checkpoint", str(checkpoint), "--device", "cpu", "--node-arg", f"img_scale:={TINY_SCALE}",
+            "--checkpoint", str(checkpoint), "--device", "cpu", "--img-scale", TINY_SCALE,
             "--out", str(out), "--ready-timeout", "120", "--drain-timeout", "20", *extra]  # fmt: skip
 
 
@@ -76,9 +79,10 @@ def test_live_masks_and_scores_equal_the_offline_mode_and_outputs_are_recorded(b
     assert 0 < live["latency_ms"]["p50"] <= live["latency_ms"]["p95"] <= live["latency_ms"]["max"]
     assert live["throughput_fps"] > 0
     assert [f["stamp_ns"] for f in live["per_frame"]] == stamps
-    recorded = summarize(tmp_path / "recorded").topics
-    assert recorded["/cam/front/segmentation/labels"].count == 4
-    assert recorded["/cam/front/segmentation/color"].count == 4
+    recorded = summarize(tmp_path / "recorded")
+    assert recorded.topics["/cam/front/segmentation/labels"].count == 4
+    assert recorded.topics["/cam/front/segmentation/color"].count == 4
+    assert recorded.notes == []  # its chunks carry checksums
     assert (tmp_path / "live" / "latency.png").is_file() and (tmp_path / "live" / "node.log").is_file()
 
 
@@ -86,8 +90,8 @@ def test_running_node_that_drops_frames_gives_partial_results(bag, tmp_path, mod
     config, checkpoint = model_files
     node = subprocess.Popen(
         [sys.executable, "-m", "bag_standin_node", "--ros-args", "-p", "image_topics:=['/cam/front/image_raw']",
-         "-p", f"model:={config}", "-p", f"checkpoint:={checkpoint}", "-p", f"img_scale:={TINY_SCALE}",
-         "-p", "skip_every:=2"],
+         "-p", f"model:={config}", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
+         "-p", f"inference_size:=[{TINY_SCALE.replace('x', ', ')}]", "-p", "skip_every:=2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -105,10 +109,67 @@ def test_running_node_that_drops_frames_gives_partial_results(bag, tmp_path, mod
 
 def test_a_node_that_dies_is_reported_with_its_log(bag, tmp_path, model_files, capsys):
     args = live_args(bag, tmp_path / "live", model_files)
-    args[args.index("--model") + 1] = str(tmp_path / "missing.yaml")
+    args[args.index("--checkpoint") + 1] = str(tmp_path / "missing.pth")
     assert bag_main(args) == 2
     err = capsys.readouterr().err
-    assert "node exited" in err and "missing.yaml" in err
+    assert "node exited" in err and "missing.pth" in err
+
+
+def node_pid(text: str) -> int:
+    match = re.search(r"started the node \(pid (\d+)\)", text)
+    assert match, text
+    return int(match.group(1))
+
+
+def gone(pid: int, timeout: float = 20.0) -> bool:
+    """True once no process ``pid`` runs (a zombie waiting for its parent to reap it counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_an_error_after_the_node_started_stops_it(bag, tmp_path, model_files, capsys, caplog):
+    """Frames sharing a stamp are refused at the first repeat, mid-replay: the node is stopped, no report."""
+    restamped = restamp_bag(bag, tmp_path / "restamped")
+    with caplog.at_level(logging.INFO, logger="cityscapes_seg_ros"):
+        assert bag_main(live_args(restamped, tmp_path / "live", model_files)) == 2
+    assert "header stamp" in capsys.readouterr().err
+    assert gone(node_pid(caplog.text))
+    assert not (tmp_path / "live" / "report.json").exists()
+
+
+def test_topics_are_checked_before_the_node_starts(bag, tmp_path, model_files, capsys):
+    assert bag_main(live_args(bag, tmp_path / "live", model_files, "--label-topic", "/cam/front/camera_info")) == 2
+    assert "ground-truth label topic" in capsys.readouterr().err
+    assert not (tmp_path / "live" / "node.log").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_files, signum):
+    script = Path(sys.executable).parent / "cityscapes-seg-bag"
+    evaluator = subprocess.Popen([str(script), *live_args(bag, tmp_path / "live", model_files)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        lines = []
+        for line in evaluator.stderr:  # until the evaluator says it started the node
+            lines.append(line)
+            if "started the node" in line:
+                break
+        pid = node_pid("".join(lines))
+        evaluator.send_signal(signum)  # to the evaluator only, not to the node (a terminal's Ctrl-C reaches both)
+        _, rest = evaluator.communicate(timeout=60)
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+    assert evaluator.returncode == 130, "".join(lines) + rest
+    assert gone(pid)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cityscapes_seg_ros.node") is None,
@@ -117,9 +178,7 @@ def test_the_real_node_gives_the_offline_masks(bag, tmp_path, model_files):
     config, checkpoint = model_files
     args = live_args(bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"),
                      "--rate", "0.25")  # fmt: skip
-    args.remove("--node-module"), args.remove("bag_standin_node")
-    long_side, short_side = TINY_SCALE.split("x")
-    args[args.index(f"img_scale:={TINY_SCALE}")] = f"inference_size:=[{long_side},{short_side}]"  # the node's name
+    args.remove("--node-module"), args.remove("bag_standin_node")  # the same arguments start the real node
     assert bag_main(args) == 0
     assert bag_main(["evaluate", str(bag), "--offline", "--model", str(config), "--checkpoint", str(checkpoint),
                      "--device", "cpu", "--img-scale", TINY_SCALE, "--out", str(tmp_path / "offline"),

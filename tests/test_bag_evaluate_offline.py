@@ -7,11 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from bag_support import TINY_SCALE, flip_byte, make_bag, make_split, restamp_bag, tiny_model_files
 
-from bag_support import TINY_SCALE, make_bag, make_split, tiny_model_files
 from cityscapes_seg_ros.cli.bag_main import main as bag_main
 from cityscapes_seg_ros.cli.main import main as seg_main
 from cityscapes_seg_ros.evaluation.dataset import find_ground_truth, match_predictions
+from cityscapes_seg_ros.evaluation.report import console_table, markdown_report
 from cityscapes_seg_ros.evaluation.scoring import score_files
 
 
@@ -42,9 +43,11 @@ def scores_of_predict_cli(root: Path, out: Path, model_files, gt_files=None) -> 
     return score_files(pairs, workers=1, progress=False)
 
 
-def test_offline_scores_equal_the_offline_evaluator_on_the_same_frames(split, tmp_path, model_files):
+def test_offline_scores_equal_the_offline_evaluator_on_the_same_frames(split, tmp_path, model_files, capsys):
     bag = make_bag(split, tmp_path / "bag")
-    assert bag_main(offline_args(bag, tmp_path / "eval", model_files, "--save-predictions", str(tmp_path / "masks"))) == 0
+    assert (
+        bag_main(offline_args(bag, tmp_path / "eval", model_files, "--save-predictions", str(tmp_path / "masks"))) == 0
+    )
 
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     expected = scores_of_predict_cli(split, tmp_path / "predict", model_files)
@@ -61,8 +64,13 @@ def test_offline_scores_equal_the_offline_evaluator_on_the_same_frames(split, tm
         np.testing.assert_array_equal(saved, reference)
     markdown = (tmp_path / "eval" / "report.md").read_text()
     assert f"{100 * expected['miou']:.2f}" in markdown and "| road |" in markdown
+    # The evaluation's own report: its class and category tables in the markdown, its tables on the console.
+    tables = markdown_report(expected, {}).split("## Classes")[1].split("Undefined scores")[0].strip()
+    assert tables in markdown
+    assert console_table(expected) in capsys.readouterr().out
     assert (tmp_path / "eval" / "latency.png").stat().st_size > 0
-    assert (tmp_path / "eval" / "class_iou.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "iou_per_class.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 0
 
 
 def test_frames_without_ground_truth_are_counted_and_the_rest_scored(tmp_path, model_files):
@@ -78,7 +86,9 @@ def test_frames_without_ground_truth_are_counted_and_the_rest_scored(tmp_path, m
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["frames"]["scored"] == 3 and report["frames"]["without_ground_truth"] == 1
     assert any("no ground truth" in problem for problem in report["problems"])
-    assert report["scores"] == scores_of_predict_cli(root, tmp_path / "predict", model_files, gt_files[:1] + gt_files[2:])
+    assert report["scores"] == scores_of_predict_cli(
+        root, tmp_path / "predict", model_files, gt_files[:1] + gt_files[2:]
+    )
 
 
 def test_truncated_bag_keeps_the_frames_before_the_break(tmp_path, model_files, caplog):
@@ -121,3 +131,59 @@ def test_offline_without_checkpoint_uses_the_released_weights_never_random(split
     assert code == 2
     assert "not in the Hugging Face cache" in capsys.readouterr().err
     assert not (out / "report.json").exists()
+
+
+@pytest.mark.parametrize("restamped", [None, ("/cam/front/gt/label_ids", "/cam/front/gt/instance_ids")],
+                         ids=["every topic", "ground truth only"])  # fmt: skip
+def test_frames_sharing_a_stamp_are_an_error_not_a_score(split, tmp_path, model_files, capsys, restamped):
+    """Such a bag once scored 8 ground truths against 1 prediction (mIoU 0.000535) with exit status 0."""
+    bag = restamp_bag(make_bag(split, tmp_path / "bag"), tmp_path / "restamped", restamped)
+    assert bag_main(offline_args(bag, tmp_path / "eval", model_files)) == 2
+    err = capsys.readouterr().err
+    assert "header stamp" in err and "unique" in err
+    assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def test_a_flipped_byte_is_reported_and_its_frame_not_scored(tmp_path, model_files):
+    root = tmp_path / "cs"
+    make_split(root, size=(384, 768))  # about 2 MB a frame: several chunks
+    bag = make_bag(root, tmp_path / "bag")
+    image = sorted((root / "leftImg8bit/val").glob("*/*.png"))[2]  # the third frame in bag order
+    storage = bag / "bag.mcap"
+    offset = storage.read_bytes().find(cv2.imread(str(image)).tobytes()[:4096])
+    assert offset > 0
+    flip_byte(storage, offset + 1000)
+
+    assert bag_main(offline_args(bag, tmp_path / "eval", model_files)) == 1
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert any("checksum" in problem for problem in report["problems"]), report["problems"]
+    scored = [frame["name"] for frame in report["per_frame"] if frame["predicted"] and frame["ground_truth"]]
+    assert 1 <= len(scored) <= 2 and f"{image.parent.name}/{image.name}" not in scored
+    assert report["frames"]["scored"] == len(scored)
+
+
+def test_a_complete_bag_without_metadata_is_evaluated_whole(split, tmp_path, model_files):
+    bag = make_bag(split, tmp_path / "bag")
+    assert bag_main(offline_args(bag, tmp_path / "with", model_files)) == 0
+    (bag / "metadata.yaml").unlink()
+    assert bag_main(offline_args(bag, tmp_path / "without", model_files)) == 0
+    report = json.loads((tmp_path / "without" / "report.json").read_text())
+    assert report["problems"] == [] and report["frames"]["scored"] == 4
+    assert report["scores"] == json.loads((tmp_path / "with" / "report.json").read_text())["scores"]
+
+
+def test_topics_and_types_are_checked_before_the_model_is_loaded(split, tmp_path, model_files, capsys):
+    bag = make_bag(split, tmp_path / "bag")
+    args = offline_args(bag, tmp_path / "eval", model_files, "--label-topic", "/cam/front/camera_info")
+    args[args.index("--checkpoint") + 1] = str(tmp_path / "missing.pth")  # loading the model would fail on this
+    assert bag_main(args) == 2
+    err = capsys.readouterr().err
+    assert "ground-truth label topic" in err and "sensor_msgs/msg/CameraInfo" in err and "missing.pth" not in err
+    assert not (tmp_path / "eval").exists()
+
+
+def test_live_only_options_are_refused_offline(split, tmp_path, model_files, capsys):
+    bag = make_bag(split, tmp_path / "bag")
+    assert bag_main(offline_args(bag, tmp_path / "eval", model_files, "--record", str(tmp_path / "rec"))) == 2
+    assert "--record" in capsys.readouterr().err
+    assert not (tmp_path / "rec").exists()

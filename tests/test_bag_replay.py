@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bag_support import make_bag, make_split
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (ros-rclpy, ros-rmw-fastrtps-cpp)")
@@ -43,23 +42,16 @@ class Received:
             return len(self.items)
 
 
-def spin_in_background(executor):
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_replay_keeps_order_and_timing_with_remap_and_clock(bag):
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image
 
-    with ros_node("replay_test_listener") as (node, executor):
+    with ros_node("replay_test_listener", spin=True) as (node, _):
         images = Received(node, Image, "/remapped/image")
         original = Received(node, Image, "/cam/front/image_raw")
         clocks = []
         node.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec),
                                  reliable_qos(100))  # fmt: skip
-        spin_in_background(executor)
         started = time.monotonic()
         process = subprocess.run(
             [str(SCRIPT), "replay", str(bag), "--rate", "4", "--topics", "/cam/front/image_raw",
@@ -87,9 +79,8 @@ def test_replay_start_offset_and_loop(bag):
     from sensor_msgs.msg import Image
 
     expected = [stamp for stamp, _ in iter_images(bag, "/cam/front/image_raw")]
-    with ros_node("replay_test_loop") as (node, executor):
+    with ros_node("replay_test_loop", spin=True) as (node, _):
         images = Received(node, Image, "/cam/front/image_raw")
-        spin_in_background(executor)
         process = subprocess.Popen(
             [str(SCRIPT), "replay", str(bag), "--rate", "20", "--loop", "--start", "2",
              "--topics", "/cam/front/image_raw", "--wait-for-subscribers", "30"],
@@ -109,3 +100,21 @@ def test_replay_of_an_unknown_topic_fails_naming_the_topics(bag):
                              timeout=60)  # fmt: skip
     assert process.returncode == 2
     assert "/nope" in process.stderr and "/cam/front/image_raw" in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--rate", "nan"], "--rate"),  # used to sleep forever
+        (["--rate", "0"], "--rate"),
+        (["--start", "nan"], "--start"),
+        (["--clock", "inf"], "--clock"),
+        (["--remap", "/cam/front/image_raw:=bad name"], "bad name"),  # used to be an rclpy traceback
+        (["--remap", "/cam/front/image_raw:=/x", "--remap", "/cam/front/camera_info:=/x"], "/x"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(bag, args, words):
+    process = subprocess.run([str(SCRIPT), "replay", str(bag), *args], capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2
+    assert words in process.stderr and "Traceback" not in process.stderr
+    assert len(process.stderr.strip().splitlines()) == 1, process.stderr

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import yaml
 
 from ..ros_contract.image_codec import decode_image, image_msg_to_bgr
 from ..ros_contract.topics import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES  # noqa: F401 (re-exported)
-from .mcap_salvage import McapScan, mcap_files
+from .mcap_scan import McapScan, chunk_checksums, mcap_files
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,7 @@ DEFAULT_IMAGE_TOPIC = "/cam/front/image_raw"
 DEFAULT_CAMERA_INFO_TOPIC = "/cam/front/camera_info"
 DEFAULT_GT_LABEL_TOPIC = "/cam/front/gt/label_ids"
 DEFAULT_GT_INSTANCE_TOPIC = "/cam/front/gt/instance_ids"
+FRAMES_METADATA_KEY = "cityscapes_seg_ros.frames"  # custom_data: JSON {stamp_ns: source file}
 
 STORAGES = ("mcap", "sqlite3")
 
@@ -83,6 +83,7 @@ class BagSummary:
     end_ns: int
     custom: Dict[str, str] = field(default_factory=dict)
     damaged: Optional[str] = None  # why the bag could not be opened normally (then it was scanned)
+    notes: List[str] = field(default_factory=list)  # what a reader should know: no metadata.yaml, no checksums
 
     def require(self, topic: str, msgtypes: Sequence[str], what: str) -> TopicInfo:
         """The topic's info, or a BagError naming the topics the bag does hold."""
@@ -90,27 +91,71 @@ class BagSummary:
         if info is None:
             held = ", ".join(f"{t.name} ({t.msgtype})" for t in self.topics.values()) or "none"
             raise BagError(f"{self.path}: no {what} topic {topic!r} in the bag; it holds: {held}")
-        if info.msgtype not in msgtypes:
-            raise BagError(f"{self.path}: {what} topic {topic!r} has type {info.msgtype}, expected {' or '.join(msgtypes)}")
+        return self.require_type(topic, msgtypes, what)
+
+    def require_type(self, topic: str, msgtypes: Sequence[str], what: str) -> Optional[TopicInfo]:
+        """The topic's info when the bag has it (None otherwise); a BagError when its type is not one of ``msgtypes``."""
+        info = self.topics.get(topic)
+        if info is not None and info.msgtype not in msgtypes:
+            raise BagError(
+                f"{self.path}: {what} topic {topic!r} has type {info.msgtype}, expected {' or '.join(msgtypes)}"
+            )
         return info
 
 
 def open_reader(path: Path):
-    """An opened ``rosbags.rosbag2.Reader`` with a clear BagError for the usual problems."""
+    """An opened ``rosbags.rosbag2.Reader`` of a bag folder or one storage file, or a BagError saying why not."""
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
 
     path = Path(path)
-    if not path.exists():
-        raise BagError(f"{path}: no such bag (expected a rosbag2 folder with metadata.yaml)")
     if path.is_dir() and not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path}: metadata.yaml is missing: not a rosbag2 folder, or its recording was killed before closing")
+        raise BagError(
+            f"{path}: metadata.yaml is missing: not a rosbag2 folder, or its recording was killed before closing"
+        )
     try:
         reader = Reader(path)
         reader.open()
     except (ReaderError, OSError, ValueError, KeyError) as exc:
         raise BagError(f"{path}: cannot open bag: {exc}") from None
     return reader
+
+
+@dataclass
+class BagPart:
+    """What one read of a bag goes through: the bag (or one of its files) with rosbags, or MCAP files scanned."""
+
+    target: Path
+    scan: bool = False  # rosbags could not open it: read the MCAP records sequentially
+    why_scanned: str = ""
+
+
+def bag_parts(path: Path) -> List[BagPart]:
+    """The bag folder (metadata.yaml present) or storage file; without metadata.yaml its MCAP files one by one.
+
+    A part rosbags cannot open (an MCAP file that lost its end) is scanned record by record.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag (expected a rosbag2 folder with metadata.yaml, or an .mcap file)")
+    if path.is_file() or (path / "metadata.yaml").is_file():
+        targets = [path]
+    else:
+        targets = mcap_files(path)
+        if not targets:
+            raise BagError(f"{path}: metadata.yaml is missing and there is no .mcap file: not a rosbag2 folder")
+        log.info("%s: no metadata.yaml; reading %s directly", path, ", ".join(t.name for t in targets))
+    parts = []
+    for target in targets:
+        try:
+            open_reader(target).close()
+            parts.append(BagPart(target))
+        except BagError as exc:
+            files = mcap_files(target)
+            if not files:
+                raise
+            parts += [BagPart(file, scan=True, why_scanned=str(exc)) for file in files]
+    return parts
 
 
 def read_custom_data(path: Path) -> Dict[str, str]:
@@ -123,32 +168,39 @@ def read_custom_data(path: Path) -> Dict[str, str]:
 
 
 def summarize(path: Path) -> BagSummary:
-    """Topics, counts and times; a damaged MCAP bag is scanned as far as it goes (``damaged`` says why)."""
-    try:
-        reader = open_reader(path)
-    except BagError as exc:
-        if not mcap_files(path):
-            raise
-        return salvaged_summary(Path(path), str(exc))
-    try:
-        topics = {name: TopicInfo(name, info.msgtype, info.msgcount) for name, info in reader.topics.items()}
-        custom = read_custom_data(Path(path))
-        return BagSummary(Path(path), topics, reader.start_time, reader.end_time, custom)
-    finally:
-        reader.close()
-
-
-def salvaged_summary(path: Path, reason: str) -> BagSummary:
-    topics: Dict[str, TopicInfo] = {}
-    times = []
-    for file in mcap_files(path):
-        for topic, msgtype, log_time, _ in McapScan(file).messages():
-            topics.setdefault(topic, TopicInfo(topic, msgtype, 0)).count += 1
-            times.append(log_time)
-    if not topics:
-        raise BagError(f"{reason}; no complete message could be read from its MCAP file either")
-    log.warning("%s; reading the MCAP records sequentially", reason)
-    return BagSummary(path, topics, min(times, default=0), max(times, default=0), read_custom_data(path), damaged=reason)
+    """Topics, counts and times; a damaged MCAP file is scanned as far as it goes (``damaged`` says why)."""
+    path = Path(path)
+    summary = BagSummary(path, {}, 2**63 - 1, 0, read_custom_data(path) if path.is_dir() else {})
+    damage, unchecked = [], 0
+    for part in bag_parts(path):
+        if part.scan:
+            scan = McapScan(part.target)
+            for topic, msgtype, log_time, _ in scan.messages():
+                summary.topics.setdefault(topic, TopicInfo(topic, msgtype, 0)).count += 1
+                summary.start_ns, summary.end_ns = min(summary.start_ns, log_time), max(summary.end_ns, log_time + 1)
+            unchecked += scan.unchecked_chunks
+            if scan.reason:
+                damage.append(f"{part.why_scanned}; {part.target.name}: {scan.reason}")
+            continue
+        reader = open_reader(part.target)
+        try:
+            for name, info in reader.topics.items():
+                summary.topics.setdefault(name, TopicInfo(name, info.msgtype, 0)).count += info.msgcount
+            if reader.message_count:
+                summary.start_ns = min(summary.start_ns, reader.start_time)
+                summary.end_ns = max(summary.end_ns, reader.end_time)
+        finally:
+            reader.close()
+        unchecked += sum((chunk_checksums(file) or (0, 0))[1] for file in mcap_files(part.target))
+    if damage:
+        summary.damaged = "; ".join(damage)
+        if not summary.topics:
+            raise BagError(f"{summary.damaged}; no complete message could be read from it")
+        log.warning("%s; reading the MCAP records sequentially", summary.damaged)
+    if unchecked:
+        summary.notes.append(f"{unchecked} MCAP chunks carry no checksum: corruption in them cannot be detected")
+    summary.start_ns = min(summary.start_ns, summary.end_ns)
+    return summary
 
 
 @dataclass
@@ -162,29 +214,26 @@ class ReadProblem:
 def read_messages(
     path: Path, topics: Sequence[str], problem: Optional[ReadProblem] = None, start_ns: Optional[int] = None
 ) -> Iterator[Tuple[str, str, int, bytes]]:
-    """(topic, msgtype, bag time ns, CDR bytes) of the given topics in bag-time order.
+    """(topic, msgtype, bag time ns, CDR bytes) of the given topics in bag-time order (file order when scanned).
 
-    A bag that breaks off part-way (a truncated file, a corrupt chunk, an MCAP file without its end)
-    ends the iteration; the reason goes into ``problem`` (or raises BagError when none is given), so
+    A bag that breaks off part-way (a truncated file, a chunk failing its checksum, an MCAP file without its
+    end) ends the iteration; the reason goes into ``problem`` (or raises BagError when none is given), so
     callers keep what was read.
     """
     wanted, count = set(topics), 0
-    try:
-        reader = open_reader(path)
-    except BagError as exc:
-        if not mcap_files(path):
-            raise
-        reader, reason = None, str(exc)
-    if reader is None:
-        for file in mcap_files(path):
-            scan = McapScan(file)
+    for part in bag_parts(path):
+        if part.scan:
+            scan = McapScan(part.target)
             for topic, msgtype, log_time, data in scan.messages():
                 if topic in wanted and (start_ns is None or log_time >= start_ns):
                     count += 1
                     yield topic, msgtype, log_time, data
-            reason += f"; {file.name}: {scan.reason}" if scan.reason else ""
-        report_problem(f"{path}: bag is truncated or corrupt ({reason}); {count} messages read up to the break", problem)
-    else:
+            if scan.reason:
+                report_problem(f"{path}: bag is truncated or corrupt ({part.why_scanned}; {part.target.name}: "
+                               f"{scan.reason}); {count} messages read up to the break", problem)  # fmt: skip
+                break
+            continue
+        reader = open_reader(part.target)
         try:
             connections = [c for c in reader.connections if c.topic in wanted]
             try:
@@ -192,8 +241,10 @@ def read_messages(
                     count += 1
                     yield connection.topic, connection.msgtype, timestamp, bytes(data)
             except Exception as exc:  # noqa: BLE001 - any storage error means "the bag ends here"
-                reason = f"{path}: bag is truncated or corrupt after {count} messages ({type(exc).__name__}: {exc})"
-                report_problem(reason, problem)
+                why = "a chunk fails its checksum (the data is corrupt)" if "checksum" in str(exc).lower() else (
+                    f"{type(exc).__name__}: {exc}")  # fmt: skip
+                report_problem(f"{path}: bag is truncated or corrupt after {count} messages: {why}", problem)
+                break
         finally:
             reader.close()
     if problem is not None:
@@ -211,9 +262,21 @@ def deserialize(store, data: bytes, msgtype: str):
     return store.deserialize_cdr(data, msgtype)
 
 
-def iter_images(
-    path: Path, topic: str, problem: Optional[ReadProblem] = None
-) -> Iterator[Tuple[int, np.ndarray]]:
+class UniqueStamps:
+    """The header stamps seen on one topic; a repeated one is an error, since frames are matched by stamp."""
+
+    def __init__(self, bag: Path, topic: str) -> None:
+        self.bag, self.topic, self.seen = bag, topic, set()
+
+    def add(self, stamp_ns: int) -> None:
+        if stamp_ns in self.seen:
+            raise BagError(f"{self.bag}: two messages on {self.topic} carry the header stamp {stamp_ns} ns; frames are "
+                           "matched to predictions and ground truth by stamp, so stamps must be unique (was the bag "
+                           "written at a --rate too high for its stamps?)")  # fmt: skip
+        self.seen.add(stamp_ns)
+
+
+def iter_images(path: Path, topic: str, problem: Optional[ReadProblem] = None) -> Iterator[Tuple[int, np.ndarray]]:
     """(header stamp ns, BGR image) of an Image or CompressedImage topic."""
     store = typestore()
     for _, msgtype, _, data in read_messages(path, [topic], problem):
@@ -233,13 +296,16 @@ def iter_ground_truth(
     """Ground-truth frames by header stamp: label ids, with instance ids when the bag has them.
 
     A label and its instance image share a stamp; each frame is yielded once both arrived, or at the
-    end with what there is (a frame without labels has ``label_ids=None``).
+    end with what there is (a frame without labels has ``label_ids=None``). A stamp repeated on either
+    topic raises BagError.
     """
     store = typestore()
     topics = [label_topic] + ([instance_topic] if instance_topic else [])
+    stamps = {topic: UniqueStamps(path, topic) for topic in topics}
     pending: Dict[int, GroundTruth] = {}
     for topic, msgtype, _, data in read_messages(path, topics, problem):
         stamp = header_stamp_ns(data)
+        stamps[topic].add(stamp)
         frame = pending.setdefault(stamp, GroundTruth(stamp, None))
         image = decode_image(deserialize(store, data, msgtype))
         if topic == label_topic:

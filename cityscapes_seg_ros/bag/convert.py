@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..evaluation.dataset import find_images
 from ..image_io import IMAGE_EXTENSIONS, read_bgr
 from ..ros_contract.image_codec import image_fields
 from ..ros_contract.topics import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, compressed_topic
@@ -28,17 +28,17 @@ from .bagio import (
     DEFAULT_GT_INSTANCE_TOPIC,
     DEFAULT_GT_LABEL_TOPIC,
     DEFAULT_IMAGE_TOPIC,
+    FRAMES_METADATA_KEY,
     BagError,
-    parse_storage,
     typestore,
 )
+from .writing import new_writer, staged_bag
 
 log = logging.getLogger(__name__)
 
-FRAMES_METADATA_KEY = "cityscapes_seg_ros.frames"  # custom_data: JSON {stamp_ns: source name}
 COMPRESSIONS = ("png", "jpeg")
 DEFAULT_START_SEC = 1_600_000_000  # 2020-09-13: fixed, so the same data always gives the same stamps
-CITYSCAPES_NAME = re.compile(r"^(?P<base>.+)_leftImg8bit$")
+MAX_STAMP_NS = (2**31 - 1) * 1_000_000_000 + 999_999_999  # builtin_interfaces/Time: sec is an int32
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,16 @@ class SourceFrame:
 
 def cityscapes_frames(root: Path, split: str) -> Tuple[List[SourceFrame], List[str]]:
     """The split's frames in city, sequence, frame order, with their ground truth; and what is missing."""
-    image_dir = Path(root) / "leftImg8bit" / split
-    if not image_dir.is_dir():
-        raise BagError(f"{image_dir}: no such folder (expected <root>/leftImg8bit/<split>/<city>/*_leftImg8bit.png)")
-    images = sorted(image_dir.glob("*/*_leftImg8bit.png"), key=lambda p: (p.parent.name, p.name))
-    if not images:
-        raise BagError(f"{image_dir}: no <city>/*_leftImg8bit.png images")
     frames, missing_gt = [], []
-    for image in images:
-        city, base = image.parent.name, CITYSCAPES_NAME.match(image.stem).group("base")
-        gt_dir = Path(root) / "gtFine" / split / city
-        label = gt_dir / f"{base}_gtFine_labelIds.png"
-        instance = gt_dir / f"{base}_gtFine_instanceIds.png"
-        camera = Path(root) / "camera" / split / city / f"{base}_camera.json"
-        if not label.is_file():
-            missing_gt.append(f"{city}/{image.name}: no ground truth {label}")
+    for sample in find_images(root, split):
+        camera = Path(root) / "camera" / split / sample.relative.parent / f"{sample.key}_camera.json"
+        has_labels = sample.gt_label_ids.is_file()
+        if not has_labels:
+            missing_gt.append(f"{sample.relative.as_posix()}: no ground truth {sample.gt_label_ids}")
         frames.append(SourceFrame(
-            image, f"{city}/{image.name}",
-            label if label.is_file() else None,
-            instance if instance.is_file() else None,
+            sample.image, sample.relative.as_posix(),
+            sample.gt_label_ids if has_labels else None,
+            sample.gt_instance_ids if sample.gt_instance_ids.is_file() else None,
             camera if camera.is_file() else None,
         ))  # fmt: skip
     return frames, missing_gt
@@ -122,7 +113,9 @@ class MessageFactory:
     def header(self, stamp_ns: int):
         Time = self.types["builtin_interfaces/msg/Time"]
         Header = self.types["std_msgs/msg/Header"]
-        return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=self.frame_id)
+        return Header(
+            stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=self.frame_id
+        )
 
     def image(self, stamp_ns: int, array: np.ndarray, encoding: str) -> bytes:
         msg = self.types[IMAGE_TYPE](header=self.header(stamp_ns), **image_fields(array, encoding))
@@ -142,7 +135,9 @@ class MessageFactory:
             fx, fy, cx, cy = (float(intrinsics[key]) for key in ("fx", "fy", "u0", "v0"))
             k[:] = (fx, 0, cx, 0, fy, cy, 0, 0, 1)
             p[:] = (fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0)
-        roi = self.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        roi = self.types["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        )
         msg = self.types[CAMERA_INFO_TYPE](
             header=self.header(stamp_ns), height=height, width=width,
             distortion_model="plumb_bob" if intrinsics else "", d=np.zeros(5 if intrinsics else 0),
@@ -173,7 +168,10 @@ def read_label_png(path: Path, dtype: type, what: str) -> np.ndarray:
 def encode_camera_image(frame: SourceFrame, image: np.ndarray, options: ConvertOptions) -> bytes:
     """The compressed payload: the source PNG's own bytes when they already are one, else re-encoded."""
     if options.compressed == "png":
-        if frame.image.suffix.lower() == ".png" and cv2.imread(str(frame.image), cv2.IMREAD_UNCHANGED).shape == image.shape:
+        if (
+            frame.image.suffix.lower() == ".png"
+            and cv2.imread(str(frame.image), cv2.IMREAD_UNCHANGED).shape == image.shape
+        ):
             return frame.image.read_bytes()
         ok, encoded = cv2.imencode(".png", image)
     else:
@@ -183,31 +181,50 @@ def encode_camera_image(frame: SourceFrame, image: np.ndarray, options: ConvertO
     return encoded.tobytes()
 
 
-def prepare_output(out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not overwrite:
-            raise BagError(f"{out} already exists (pass --overwrite to replace it)")
-        if out.is_dir() and not (out / "metadata.yaml").is_file() and any(out.iterdir()):
-            raise BagError(f"{out} is a non-empty folder that is not a bag; refusing to delete it")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.parent.mkdir(parents=True, exist_ok=True)
+def frame_timing(options: ConvertOptions, frame_count: int) -> Tuple[int, int]:
+    """(first stamp, period) in ns; a BagError for a rate or start that cannot give every frame its own valid stamp."""
+    rate, start_sec = options.rate, options.start_sec
+    if not rate > 0:  # also NaN
+        raise BagError(f"--rate must be a positive number of frames per second, got {rate}")
+    if not (math.isfinite(start_sec) and 0 <= start_sec * 1e9 <= MAX_STAMP_NS):
+        raise BagError(
+            f"--start-time must be seconds since the epoch between 0 and {MAX_STAMP_NS // 10**9}, got {start_sec}"
+        )
+    period = 1e9 / rate
+    if round(period) < 1:
+        raise BagError(f"--rate {rate} gives several frames one stamp (1 ns apart at the finest): "
+                       "at most 1e9 frames per second, finite")  # fmt: skip
+    start_ns = round(start_sec * 1e9)
+    if period > MAX_STAMP_NS or start_ns + period * max(frame_count - 1, 0) > MAX_STAMP_NS:
+        raise BagError(f"--rate {rate}: the last of {frame_count} frames would be stamped after "
+                       f"{MAX_STAMP_NS // 10**9} s since the epoch (2038), beyond a ROS time; use a higher --rate")  # fmt: skip
+    return start_ns, round(period)
+
+
+def check_options(options: ConvertOptions, frame_count: int) -> Tuple[int, int]:
+    """Everything about the options that can be refused before anything is written; returns ``frame_timing``."""
+    if options.compressed not in (None,) + COMPRESSIONS:
+        raise BagError(f"unknown compression {options.compressed!r}; expected one of {', '.join(COMPRESSIONS)}")
+    if not 0 <= options.jpeg_quality <= 100:
+        raise BagError(f"--jpeg-quality must be 0..100, got {options.jpeg_quality}")
+    topics = [compressed_topic(options.image_topic) if options.compressed else options.image_topic,
+              options.camera_info_topic, options.label_topic, options.instance_topic]  # fmt: skip
+    if len(set(topics)) != len(topics):
+        raise BagError(f"the image, camera_info, label and instance topics must differ, got {', '.join(topics)}")
+    return frame_timing(options, frame_count)
 
 
 def write_bag(frames: List[SourceFrame], options: ConvertOptions) -> ConvertResult:
-    """Write the frames into a new bag; the bag is closed (valid) even when interrupted part-way."""
-    from rosbags.rosbag2 import Writer
+    """Write the frames into a new bag at ``options.out``, which appears only once the bag is complete.
 
-    if options.rate <= 0:
-        raise BagError(f"--rate must be positive, got {options.rate}")
-    if options.compressed not in (None,) + COMPRESSIONS:
-        raise BagError(f"unknown compression {options.compressed!r}; expected one of {', '.join(COMPRESSIONS)}")
-    out = Path(options.out)
-    prepare_output(out, options.overwrite)
+    Arguments are checked before anything is created; an error or an interruption leaves nothing behind (and
+    an existing bag that ``overwrite`` would replace untouched). Frames whose files cannot be read are skipped
+    and listed in the result.
+    """
+    start_ns, period_ns = check_options(options, len(frames))
     factory = MessageFactory(options.frame_id)
-    writer = Writer(out, version=9, storage_plugin=parse_storage(options.storage))
-    writer.open()
     result, names = ConvertResult(), {}
-    try:
+    with staged_bag(Path(options.out), options.overwrite) as path, new_writer(path, options.storage) as writer:
         image_conn = (
             writer.add_connection(compressed_topic(options.image_topic), COMPRESSED_IMAGE_TYPE, typestore=factory.store)
             if options.compressed
@@ -219,17 +236,11 @@ def write_bag(frames: List[SourceFrame], options: ConvertOptions) -> ConvertResu
             label_conn = writer.add_connection(options.label_topic, IMAGE_TYPE, typestore=factory.store)
         if any(f.instance_ids for f in frames):
             instance_conn = writer.add_connection(options.instance_topic, IMAGE_TYPE, typestore=factory.store)
-        start_ns, period_ns = int(options.start_sec * 1e9), int(round(1e9 / options.rate))
         for frame in tqdm(frames, desc="writing bag", unit="frame"):
             stamp = start_ns + result.written * period_ns
             try:
-                image = read_bgr(frame.image)
-                messages = [(info_conn, factory.camera_info(stamp, image.shape[1], image.shape[0], read_intrinsics(frame.camera)))]
-                if options.compressed:
-                    messages.append((image_conn, factory.compressed_image(stamp, encode_camera_image(frame, image, options), options.compressed)))
-                else:
-                    messages.append((image_conn, factory.image(stamp, image, "bgr8")))
-                messages += ground_truth_messages(frame, image.shape[:2], stamp, factory, label_conn, instance_conn, result)
+                messages = frame_messages(frame, stamp, factory, options, (image_conn, info_conn, label_conn,
+                                                                           instance_conn), result)  # fmt: skip
             except (ValueError, OSError) as exc:
                 result.skipped.append(f"{frame.name}: {exc}")
                 tqdm.write(f"skipped {frame.name}: {exc}")
@@ -238,10 +249,23 @@ def write_bag(frames: List[SourceFrame], options: ConvertOptions) -> ConvertResu
                 writer.write(connection, stamp, data)
             names[str(stamp)] = frame.name
             result.written += 1
-    finally:
         writer.set_custom_data(FRAMES_METADATA_KEY, json.dumps(names))
-        writer.close()
     return result
+
+
+def frame_messages(frame: SourceFrame, stamp: int, factory: MessageFactory, options: ConvertOptions, connections,
+                   result: ConvertResult) -> list:  # fmt: skip
+    """(connection, CDR bytes) of one frame: camera_info, the image, its ground truth."""
+    image_conn, info_conn, label_conn, instance_conn = connections
+    image = read_bgr(frame.image)
+    height, width = image.shape[:2]
+    messages = [(info_conn, factory.camera_info(stamp, width, height, read_intrinsics(frame.camera)))]
+    if options.compressed:
+        encoded = encode_camera_image(frame, image, options)
+        messages.append((image_conn, factory.compressed_image(stamp, encoded, options.compressed)))
+    else:
+        messages.append((image_conn, factory.image(stamp, image, "bgr8")))
+    return messages + ground_truth_messages(frame, image.shape[:2], stamp, factory, label_conn, instance_conn, result)
 
 
 def ground_truth_messages(frame, image_size, stamp, factory, label_conn, instance_conn, result) -> list:
@@ -255,7 +279,9 @@ def ground_truth_messages(frame, image_size, stamp, factory, label_conn, instanc
             continue
         array = read_label_png(path, dtype, what)
         if array.shape != tuple(image_size):
-            result.warnings.append(f"{frame.name}: {what} image {array.shape} differs from the image {tuple(image_size)}; left out")
+            result.warnings.append(
+                f"{frame.name}: {what} image {array.shape} differs from the image {tuple(image_size)}; left out"
+            )
             continue
         messages.append((connection, factory.image(stamp, array, encoding)))
         if what == "label-id":

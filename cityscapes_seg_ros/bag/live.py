@@ -17,15 +17,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .bagio import (
-    BagError,
-    BagSummary,
-    header_stamp_ns,
-    typestore,
-)
 from ..ros_contract.image_codec import decode_image
 from ..ros_contract.topics import IMAGE_TYPE, camera_info_topic, camera_of_input, output_topic, segmentation_namespace
-from .evaluate import Collected, EvaluateOptions, FrameTiming
+from .bagio import BagError, BagSummary, UniqueStamps, header_stamp_ns, typestore
+from .collected import Collected, FrameTiming
+from .evaluate_options import EvaluateOptions
+from .interrupts import interrupts_deferred, terminate_as_interrupt
 from .predictions import PredictionStore
 from .recorder import OutputRecorder
 from .replay import BagPlayer, ReplayOptions
@@ -55,8 +52,8 @@ class NodeProcess:
         self.command, self.log_path = command, log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_file = open(log_path, "wb")
-        log.info("starting the node: %s (log: %s)", " ".join(command), log_path)
         self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
+        log.info("started the node (pid %d): %s (log: %s)", self.process.pid, " ".join(command), log_path)
 
     def check_alive(self) -> None:
         code = self.process.poll()
@@ -70,37 +67,47 @@ class NodeProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout_sec: float = 15.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
+        """SIGINT, then SIGKILL after ``timeout_sec`` or at a second Ctrl-C: the node never outlives this."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
                 self.process.wait(timeout=timeout_sec)
-            except subprocess.TimeoutExpired:
-                log.warning("the node did not stop within %.0f s of SIGINT; killing it", timeout_sec)
+        except subprocess.TimeoutExpired:
+            log.warning("the node did not stop within %.0f s of SIGINT; killing it", timeout_sec)
+        finally:
+            if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-        self.log_file.close()
+            self.log_file.close()
 
 
 class OutputCollector:
     """Receives the node's label images (raw CDR), timing them on arrival and decoding them aside."""
 
-    def __init__(self, node, topic: str, reliable: bool, store: PredictionStore, timings: Dict[int, FrameTiming]) -> None:
+    def __init__(
+        self, node, topic: str, reliable: bool, store: PredictionStore, timings: Dict[int, FrameTiming]
+    ) -> None:
         self.store, self.timings = store, timings
         self.lock = threading.Lock()
         self.unmatched = 0
         self.last_output = time.monotonic()
-        self.pending: "queue.Queue[Optional[Tuple[int, bytes]]]" = queue.Queue()
+        self.pending: queue.Queue[Optional[Tuple[int, bytes]]] = queue.Queue()
         self.decode_errors: List[str] = []
         self.worker = threading.Thread(target=self.decode_loop, daemon=True)
         self.worker.start()
         from sensor_msgs.msg import Image
 
-        self.subscription = node.create_subscription(Image, topic, self.on_output, reliable_qos(100, reliable), raw=True)
+        self.subscription = node.create_subscription(
+            Image, topic, self.on_output, reliable_qos(100, reliable), raw=True
+        )
 
-    def on_publish(self, topic: str, data: bytes, published_ns: int, image_topic: str) -> None:
+    def on_publish(self, topic: str, data: bytes, published_ns: int, image_topic: str, stamps: UniqueStamps) -> None:
+        """Before each camera frame goes out: a repeated stamp stops the replay (BagError), others are timed."""
         if topic == image_topic:
+            stamp = header_stamp_ns(data)
+            stamps.add(stamp)
             with self.lock:
-                self.timings.setdefault(header_stamp_ns(data), FrameTiming(published_ns))
+                self.timings[stamp] = FrameTiming(published_ns)
 
     def on_output(self, data: bytes) -> None:
         received = time.monotonic_ns()
@@ -160,23 +167,31 @@ def drain(collector: OutputCollector, timeout_sec: float, process: Optional[Node
         time.sleep(0.05)
 
 
-def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: EvaluateOptions) -> Collected:
-    """Replay the bag's camera (and camera_info) into the node and collect its label images."""
+def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: EvaluateOptions, out: Path) -> Collected:
+    """Replay the bag's camera (and camera_info) into the node and collect its label images.
+
+    The node started here is stopped on every way out (an error, Ctrl-C, SIGTERM); its log is ``out/node.log``.
+    """
     base_topic, transport = camera_of_input(image_topic, summary.topics[image_topic].msgtype)
     labels_topic = output_topic(base_topic, "labels")
     info_topic = camera_info_topic(base_topic)
     topics = [image_topic] + ([info_topic] if info_topic in summary.topics else [])
     collected = Collected([], PredictionStore(options.save_predictions))
+    stamps = UniqueStamps(bag, image_topic)
     process = None
-    with ros_node("cityscapes_seg_bag_evaluator") as (node, executor):
-        threading.Thread(target=executor.spin, daemon=True).start()
+    with terminate_as_interrupt(), ros_node("cityscapes_seg_bag_evaluator", spin=True) as (node, _):
         collector: Optional[OutputCollector] = None
-        player = BagPlayer(node, bag, ReplayOptions(rate=options.rate, topics=topics, queue_depth=100),
-                           on_publish=lambda *a: collector and collector.on_publish(*a, image_topic=image_topic))  # fmt: skip
+
+        def on_publish(topic: str, data: bytes, published_ns: int) -> None:
+            if collector is not None:
+                collector.on_publish(topic, data, published_ns, image_topic, stamps)
+
+        player = BagPlayer(node, bag, ReplayOptions(rate=options.rate, topics=topics, queue_depth=100), on_publish)
         recorder = None
         try:
             if not options.use_running_node:
-                process = NodeProcess(node_command(options, base_topic, transport), Path(options.out) / "node.log")
+                with interrupts_deferred():  # bound to ``process`` before a Ctrl-C can land: then it is stopped
+                    process = NodeProcess(node_command(options, base_topic, transport), Path(out) / "node.log")
             wait_for_node(node, player, image_topic, labels_topic, process, options.ready_timeout)
             collector = OutputCollector(node, labels_topic, publisher_is_reliable(node, labels_topic),
                                         collected.store, collected.timings)  # fmt: skip
@@ -193,14 +208,16 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
                 collected.problems.append(stats.problem)
             collected.details["replay"] = {"rate": options.rate, "published": stats.published}
         finally:
-            if collector is not None:
-                collector.finish()
-                collected.unmatched_outputs = collector.unmatched
-                collected.problems += collector.decode_errors
-            if recorder is not None:
-                recorder.close()
-            if process is not None:
-                process.stop()
+            try:
+                if collector is not None:
+                    collector.finish()
+                    collected.unmatched_outputs = collector.unmatched
+                    collected.problems += collector.decode_errors
+                if recorder is not None:
+                    recorder.close()
+            finally:
+                if process is not None:
+                    process.stop()
     collected.image_stamps = sorted(collected.timings)
     collected.details["node"] = {
         "command": process.command if process else None,
@@ -209,4 +226,3 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
         "recorded_bag": str(options.record) if options.record else None,
     }
     return collected
-

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .bagio import BagError, parse_storage, typestore
-from .convert import prepare_output
+from .bagio import BagError, typestore
 from .ros import message_class, publisher_is_reliable, reliable_qos, wait_until
+from .writing import new_writer
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,17 @@ class OutputRecorder:
     """Subscribes (raw) to every topic below ``prefix`` and writes what arrives, stamped on receipt."""
 
     def __init__(self, node, prefix: str, out: Path, discovery_sec: float = 5.0) -> None:
-        from rosbags.rosbag2 import Writer
-
         self.node, self.lock, self.closed = node, threading.Lock(), False
         out = Path(out)
         if out.exists():
             raise BagError(f"{out} already exists: choose another --record bag")
-        prepare_output(out, overwrite=False)
         wait_until(lambda: bool(self.topics(prefix)), discovery_sec, poll_sec=0.1)
         topics = self.topics(prefix)
         if not topics:
             raise BagError(f"no topic below {prefix} to record")
         self.store = typestore()
-        self.writer = Writer(out, version=9, storage_plugin=parse_storage("mcap"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = new_writer(out, "mcap")
         self.writer.open()
         self.subscriptions, self.recorded = [], []
         for topic, msgtype in topics:

@@ -7,6 +7,7 @@ deserialization), at the bag's timing scaled by ``rate``, optionally with /clock
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,8 +29,19 @@ def parse_remaps(texts: List[str]) -> Dict[str, str]:
         source, sep, target = text.partition(":=")
         if not sep or not source or not target:
             raise BagError(f"--remap expects FROM:=TO, got {text!r}")
+        if source in remaps:
+            raise BagError(f"--remap names {source} twice")
         remaps[source] = target
     return remaps
+
+
+def check_number(name: str, value: Optional[float], minimum: float, inclusive: bool = False) -> None:
+    """A BagError unless ``value`` (when given) is a finite number above ``minimum`` (or equal, when inclusive)."""
+    if value is None:
+        return
+    if not (math.isfinite(value) and (value >= minimum if inclusive else value > minimum)):
+        bound = f"at least {minimum:g}" if inclusive else ("positive" if minimum == 0 else f"above {minimum:g}")
+        raise BagError(f"{name} must be a finite number, {bound}; got {value}")
 
 
 @dataclass
@@ -44,6 +56,13 @@ class ReplayOptions:
     wait_for_subscribers_sec: float = 0.0
     queue_depth: int = 10
 
+    def check(self) -> None:
+        """A BagError for values that cannot be played (checked before any ROS set-up)."""
+        check_number("--rate", self.rate, 0)
+        check_number("--start", self.start_sec, 0, inclusive=True)
+        check_number("--clock", self.clock_hz, 0)
+        check_number("--wait-for-subscribers", self.wait_for_subscribers_sec, 0, inclusive=True)
+
 
 @dataclass
 class ReplayStats:
@@ -57,10 +76,7 @@ class BagPlayer:
     """Publishes one bag through a given rclpy node; ``play`` blocks until done or ``stop`` is set."""
 
     def __init__(self, node, bag: Path, options: ReplayOptions, on_publish: Optional[PublishHook] = None) -> None:
-        if options.rate <= 0:
-            raise BagError(f"--rate must be positive, got {options.rate}")
-        if options.clock_hz is not None and options.clock_hz <= 0:
-            raise BagError(f"--clock rate must be positive, got {options.clock_hz}")
+        options.check()
         self.node, self.bag, self.options, self.on_publish = node, Path(bag), options, on_publish
         summary = summarize(self.bag)
         topics = options.topics or list(summary.topics)
@@ -68,19 +84,32 @@ class BagPlayer:
         if unknown:
             held = ", ".join(summary.topics) or "none"
             raise BagError(f"{self.bag}: no topic {', '.join(map(repr, unknown))} in the bag; it holds: {held}")
+        published = [options.remaps.get(t, t) for t in topics]
+        clashing = sorted({name for name in published if published.count(name) > 1})
+        if clashing:
+            raise BagError(f"--remap would publish several bag topics on {', '.join(clashing)}")
         self.topics = topics
         self.start_ns = summary.start_ns + int(options.start_sec * 1e9)
         qos = reliable_qos(options.queue_depth, options.reliable)
-        self.publishers = {
-            topic: node.create_publisher(message_class(summary.topics[topic].msgtype), options.remaps.get(topic, topic), qos)
-            for topic in topics
-        }
+        self.publishers = {}
+        for topic in topics:
+            self.publishers[topic] = self.create_publisher(summary.topics[topic].msgtype, topic, qos)
         self.clock_publisher = None
         if options.clock_hz is not None:
             from rosgraph_msgs.msg import Clock
 
             self.clock_publisher = node.create_publisher(Clock, "/clock", reliable_qos(1))
         self.stop = threading.Event()
+
+    def create_publisher(self, msgtype: str, topic: str, qos):
+        from rclpy.exceptions import NameValidationException
+
+        name = self.options.remaps.get(topic, topic)
+        try:
+            return self.node.create_publisher(message_class(msgtype), name, qos)
+        except NameValidationException as exc:
+            why = str(exc).splitlines()[0].rstrip(":")
+            raise BagError(f"cannot publish {topic} as {name!r}: {why}") from None
 
     def wait_for_subscribers(self, timeout_sec: float) -> bool:
         """True once every topic has a subscriber (False, with a warning, at the timeout)."""
@@ -148,6 +177,7 @@ class BagPlayer:
 
 def replay_bag(bag: Path, options: ReplayOptions) -> ReplayStats:
     """Play a bag from a node of its own (the ``replay`` command)."""
+    options.check()
     with ros_node("cityscapes_seg_bag_player") as (node, _):
         player = BagPlayer(node, bag, options)
         log.info("playing %s: %s%s", bag, ", ".join(p.topic_name for p in player.publishers.values()),

@@ -1,24 +1,45 @@
-"""The evaluation report: report.json, report.md, latency.png and class_iou.png in one folder."""
+"""The bag evaluation's report: the Cityscapes evaluation report (tables, IoU chart, confusion matrix) of the
+frames scored, with what a bag adds: frame counts, latency, throughput, and every shortfall.
+
+Files in one folder: report.json, report.md, iou_per_class.png, confusion_matrix.png, latency.png.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..evaluation.report import (
+    BAR_CHART_NAME,
+    CONFUSION_NAME,
+    MARKDOWN_NAME,
+    console_table,
+    markdown_report,
+    plot_class_iou,
+    plot_confusion,
+)
 from ..image_io import write_atomic
+from .collected import Collected
+from .score import ScoreOutcome
 
 log = logging.getLogger(__name__)
+
+JSON_NAME = "report.json"
+LATENCY_NAME = "latency.png"
+LATENCY_KINDS = {"end_to_end": "end to end (output received - input published)", "model": "model only"}
 
 
 @dataclass
 class Report:
     data: dict
     problems: List[str] = field(default_factory=list)
+    confusion: Optional[np.ndarray] = None  # of the scored frames; None when none was scored
     files: Dict[str, Path] = field(default_factory=dict)
 
 
@@ -35,10 +56,10 @@ def latency_summary(latencies_ms: List[float]) -> Optional[dict]:
     }
 
 
-def build_report(bag: Path, mode: str, image_topic: str, collected, outcome, names: Dict[int, str]) -> Report:
+def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, outcome: ScoreOutcome,
+                 names: Dict[int, str], notes: Sequence[str] = ()) -> Report:  # fmt: skip
     """Counts, scores, latency and throughput of one run; every shortfall listed under ``problems``."""
-    stamps = collected.image_stamps
-    store = collected.store
+    stamps, store = collected.image_stamps, collected.store
     image_set = set(stamps)
     dropped = [s for s in stamps if s not in store]
     no_gt = [s for s in stamps if s in store and s not in outcome.ground_truth_stamps]
@@ -64,7 +85,6 @@ def build_report(bag: Path, mode: str, image_topic: str, collected, outcome, nam
         problems.append(f"{collected.unmatched_outputs} outputs matched no frame of the bag by stamp")
     if not outcome.scored:
         problems.append("no frame was scored")
-    scores = outcome.accumulator.result() if outcome.scored else None
     data = {
         "bag": str(bag),
         "mode": mode,
@@ -81,101 +101,104 @@ def build_report(bag: Path, mode: str, image_topic: str, collected, outcome, nam
             "unmatched_outputs": collected.unmatched_outputs,
             "duplicate_outputs": store.duplicates,
         },
-        "scores": scores,
+        "scores": outcome.accumulator.result() if outcome.scored else None,
         "latency_kind": collected.latency_kind,
         "latency_ms": latency_summary(latencies),
         "throughput_fps": (len(received) / span_sec) if span_sec > 0 else None,
         "wall_sec": collected.wall_sec,
         "dropped_stamps": dropped,
         "problems": problems,
+        "notes": list(notes),
         "per_frame": per_frame,
     }
-    return Report(data, problems)
+    return Report(data, problems, outcome.accumulator.confusion if outcome.scored else None)
 
 
-def fmt(value: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value * scale:.{digits}f}"
+def fmt(value: Optional[float], digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def markdown(data: dict) -> str:
-    frames, latency, scores = data["frames"], data["latency_ms"], data["scores"]
-    kind = "end to end (output received - input published)" if data["latency_kind"] == "end_to_end" else "model only"
-    lines = [
-        f"# Bag evaluation ({data['mode']})",
-        "",
-        f"Bag `{data['bag']}`, camera topic `{data['image_topic']}`.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| frames in bag | {frames['images']} |",
-        f"| predicted | {frames['predicted']} |",
-        f"| scored (with ground truth) | {frames['scored']} |",
-        f"| dropped (no prediction) | {frames['dropped']} |",
-        f"| without ground truth | {frames['without_ground_truth']} |",
-        f"| outputs matching no frame | {frames['unmatched_outputs']} |",
-        f"| mIoU | {fmt(scores and scores['miou'], 100)} |",
-        f"| iIoU | {fmt(scores and scores['iiou'], 100)} |",
-        f"| latency p50 / p95 / max, ms ({kind}) | "
-        + (" / ".join(fmt(latency[k], 1, 1) for k in ("p50", "p95", "max")) if latency else "n/a") + " |",
-        f"| throughput, frames/s | {fmt(data['throughput_fps'])} |",
-        "",
-    ]
+def run_rows(data: dict) -> List[tuple]:
+    """(what, value) of the run: frame counts, latency, throughput."""
+    frames, latency = data["frames"], data["latency_ms"]
+    return [
+        ("frames in bag", frames["images"]),
+        ("predicted", frames["predicted"]),
+        ("scored (with ground truth)", frames["scored"]),
+        ("dropped (no prediction)", frames["dropped"]),
+        ("without ground truth", frames["without_ground_truth"]),
+        ("outputs matching no frame", frames["unmatched_outputs"]),
+        (f"latency p50 / p95 / max, ms ({LATENCY_KINDS[data['latency_kind']]})",
+         " / ".join(fmt(latency[k]) for k in ("p50", "p95", "max")) if latency else "n/a"),
+        ("throughput, frames/s", fmt(data["throughput_fps"], 2)),
+    ]  # fmt: skip
+
+
+def markdown(data: dict, latency_chart: Optional[str]) -> str:
+    """The evaluation report of the scored frames (when any), then the run: frames, latency, problems."""
+    about = {"bag": f"`{data['bag']}`", "mode": data["mode"], "camera topic": f"`{data['image_topic']}`"}
+    if "model" in data:
+        about["model"] = ", ".join(f"{k} {v}" for k, v in data["model"].items())
+    scores = data["scores"]
     if scores:
-        lines += ["| class | IoU | iIoU |", "|---|---|---|"]
-        lines += [f"| {name} | {fmt(s['iou'], 100)} | {fmt(s['iiou'], 100)} |" for name, s in scores["classes"].items()]
-        lines.append("")
-    if data["problems"]:
-        lines += ["## Problems", ""] + [f"- {p}" for p in data["problems"]] + [""]
+        charts = {"IoU per class": BAR_CHART_NAME, "Confusion matrix": CONFUSION_NAME}
+        lines = [markdown_report(scores, about, charts).rstrip(), ""]
+    else:
+        lines = [f"# Bag evaluation ({data['mode']})", ""] + [f"- {k}: {v}" for k, v in about.items()] + [""]
+    lines += ["## Frames and latency", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in run_rows(data)]
+    lines.append("")
+    if latency_chart:
+        lines += [f"![latency]({latency_chart})", ""]
+    for title, items in (("Problems", data["problems"]), ("Notes", data["notes"])):
+        if items:
+            lines += [f"## {title}", ""] + [f"- {item}" for item in items] + [""]
     return "\n".join(lines)
 
 
-def plot(data: dict, out_dir: Path) -> Dict[str, Path]:
-    import matplotlib
+def console_text(data: dict) -> str:
+    """What the command prints: the official tables (when frames were scored), then the run's figures."""
+    width = max(len(k) for k, _ in run_rows(data))
+    table = console_table(data["scores"]) if data["scores"] else ""
+    return table + "\n".join(f"{k:<{width}} : {v}" for k, v in run_rows(data)) + "\n"
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
-    files = {}
+def plot_latency(data: dict, path: Path) -> bool:
+    """Per-frame latency in bag order; False (nothing written) when no frame has one."""
     frames = [f for f in data["per_frame"] if f["latency_ms"] is not None]
-    if frames:
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        ax.plot(range(len(frames)), [f["latency_ms"] for f in frames], marker=".", linewidth=1)
-        ax.set_xlabel("frame (bag order)")
-        ax.set_ylabel("latency, ms")
-        ax.set_title("end-to-end latency" if data["latency_kind"] == "end_to_end" else "model latency")
-        ax.grid(alpha=0.3)
-        files["latency"] = save_figure(fig, out_dir / "latency.png")
-    if data["scores"]:
-        classes = data["scores"]["classes"]
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        values = [100 * (s["iou"] or 0.0) for s in classes.values()]
-        ax.bar(range(len(classes)), values, color="#4c72b0")
-        ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=8)
-        ax.set_ylabel("IoU, %")
-        ax.set_ylim(0, 100)
-        ax.set_title(f"per-class IoU (mIoU {fmt(data['scores']['miou'], 100)})")
-        fig.tight_layout()
-        files["class_iou"] = save_figure(fig, out_dir / "class_iou.png")
-    return files
+    if not frames:
+        return False
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-
-def save_figure(fig, path: Path) -> Path:
-    from matplotlib import pyplot as plt
-
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    figure = Figure(figsize=(8, 3.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot(range(len(frames)), [f["latency_ms"] for f in frames], marker=".", linewidth=1)
+    axes.set_xlabel("frame (bag order)")
+    axes.set_ylabel("latency, ms")
+    axes.set_title(f"latency, {LATENCY_KINDS[data['latency_kind']]}")
+    axes.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    write_atomic(path, buffer.getvalue())
+    return True
 
 
 def write_report(report: Report, out_dir: Path) -> None:
+    """report.json, report.md and the charts in ``out_dir`` (each written whole); the tables on stdout."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report.files["json"] = out_dir / "report.json"
-    write_atomic(report.files["json"], json.dumps(report.data, indent=2).encode("utf-8"))
-    report.files["markdown"] = out_dir / "report.md"
-    write_atomic(report.files["markdown"], markdown(report.data).encode("utf-8"))
-    report.files.update(plot(report.data, out_dir))
-    print(markdown(report.data))
+    files = {"json": out_dir / JSON_NAME, "markdown": out_dir / MARKDOWN_NAME}
+    if report.data["scores"]:
+        files["class_iou"], files["confusion"] = out_dir / BAR_CHART_NAME, out_dir / CONFUSION_NAME
+        plot_class_iou(report.data["scores"], files["class_iou"])
+        plot_confusion(report.confusion, files["confusion"])
+    if plot_latency(report.data, out_dir / LATENCY_NAME):
+        files["latency"] = out_dir / LATENCY_NAME
+    write_atomic(files["json"], json.dumps(report.data, indent=2).encode("utf-8"))
+    write_atomic(files["markdown"], markdown(report.data, LATENCY_NAME if "latency" in files else None).encode())
+    report.files.update(files)
+    print(console_text(report.data))
     for problem in report.problems:
         log.warning(problem)
     log.info("report written to %s", out_dir)

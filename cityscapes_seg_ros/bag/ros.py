@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Tuple
@@ -21,8 +22,12 @@ def require_rclpy() -> None:
 
 
 @contextmanager
-def ros_node(name: str) -> Iterator[Tuple[object, object]]:
-    """(node, executor) in a context of their own, shut down on leaving; no signal handlers installed."""
+def ros_node(name: str, spin: bool = False) -> Iterator[Tuple[object, object]]:
+    """(node, executor) in a context of their own, shut down on leaving; no signal handlers installed.
+
+    ``spin``: callbacks run in a background thread, stopped and joined before the node goes (a thread still
+    inside rclpy when the interpreter exits aborts it).
+    """
     require_rclpy()
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -31,18 +36,31 @@ def ros_node(name: str) -> Iterator[Tuple[object, object]]:
 
     context = rclpy.Context()
     rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = executor = None
+    node = executor = spinner = None
+    stop = threading.Event()
     try:
         node = Node(name, context=context)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
+        if spin:
+            spinner = threading.Thread(target=spin_until, args=(executor, stop), name=f"{name}-spin", daemon=True)
+            spinner.start()
         yield node, executor
     finally:
+        stop.set()
+        if spinner is not None:
+            spinner.join()
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.destroy_node()
         context.try_shutdown()
+
+
+def spin_until(executor, stop: threading.Event, period_sec: float = 0.05) -> None:
+    """Run callbacks until ``stop`` is set, looking at it every ``period_sec``."""
+    while not stop.is_set() and executor.context.ok():
+        executor.spin_once(timeout_sec=period_sec)
 
 
 def message_class(msgtype: str) -> type:
@@ -55,7 +73,9 @@ def message_class(msgtype: str) -> type:
         return getattr(importlib.import_module(f"{package}.msg"), name)
     except (ImportError, AttributeError):
         wheel = "ros-" + package.replace("_", "-")
-        raise BagError(f"message type {msgtype} is not importable in Python; install its package (pip install {wheel})") from None
+        raise BagError(
+            f"message type {msgtype} is not importable in Python; install its package (pip install {wheel})"
+        ) from None
 
 
 def reliable_qos(depth: int = 10, reliable: bool = True):

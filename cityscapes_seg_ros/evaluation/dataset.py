@@ -141,6 +141,24 @@ def find_samples(root: PathLike, split: str = "val") -> List[Sample]:
     return samples
 
 
+def find_images(root: PathLike, split: str = "val") -> List[Sample]:
+    """Every <root>/leftImg8bit/<split>/*/*_leftImg8bit.png with where its ground truth belongs; sorted.
+
+    Unlike ``find_samples`` the ground-truth files need not exist: for tools that can do without them.
+    """
+    image_folder = split_folder(root, "leftImg8bit", split)
+    images = sorted(image_folder.glob(f"*/*{IMAGE_SUFFIX}"))
+    if not images:
+        raise DatasetError(f"{image_folder}: no */*{IMAGE_SUFFIX} images")
+    gt_folder = Path(root) / "gtFine" / split
+    samples = []
+    for image in images:
+        key = frame_key(image.name)
+        gt = gt_folder / image.parent.name / f"{key}{GT_LABELS_SUFFIX}"
+        samples.append(Sample(key, image.relative_to(image_folder), image, gt, instance_file(gt)))
+    return samples
+
+
 def require_instance_files(instance_files: Iterable[Path]) -> None:
     """The iIoU needs every *_gtFine_instanceIds.png."""
     missing = [str(p) for p in instance_files if not p.is_file()]

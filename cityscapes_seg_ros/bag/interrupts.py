@@ -1,0 +1,59 @@
+"""Interrupts and clean-up: SIGTERM handled as Ctrl-C, and short steps that an interrupt must not split.
+
+Clean-up (a node stopped, a half-written bag removed) runs from ``finally`` blocks; that needs SIGTERM to raise
+as Ctrl-C does, and a resource to be bound to its name before an interrupt can land (a node process started
+but not yet recorded would outlive the tool).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator, List
+
+
+def in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Meanwhile SIGTERM raises KeyboardInterrupt (in the main thread; elsewhere nothing changes)."""
+    if not in_main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM arriving meanwhile raises KeyboardInterrupt at the end of the block, not inside it.
+
+    For a step such as "start a process and keep its handle". Signal handlers are not inherited by a program a
+    child process executes, so children started meanwhile get the default ones.
+    """
+    if not in_main_thread():
+        yield
+        return
+    received: List[int] = []
+
+    def remember(signum, frame) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, remember) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if received:
+            raise KeyboardInterrupt
