@@ -126,7 +126,7 @@ setup(
         # What scripts/build_msgs.sh needs to build msg/*.msg with cmake where no ROS 2 distro is installed.
         "ros-build": ROS_BUILD,
         # cityscapes-seg-bag: bag files without ROS (rosbags); replay and live evaluation add the ros extra.
-        "bag": ["rosbags>=0.10"],
+        "bag": ["rosbags>=0.11,<0.12"],  # bag/writing.py adds chunk CRCs inside rosbags 0.11's MCAP writer
         "test": [
             "pytest>=7",
             "catkin-pkg>=1.0",
@@ -134,7 +134,7 @@ setup(
             "ninja>=1.11",
             # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
             "numpy<2.4",
-            "rosbags>=0.10",  # the bag tools
+            "rosbags>=0.11,<0.12",  # the bag tools (pinned: see the bag extra)
             *ROS_RUNTIME,
         ],
     },
