@@ -237,6 +237,21 @@ def test_a_healthy_node_reports_ok_and_array_parameters_set_at_runtime_are_taken
     assert node.settings.inference_size == (96, 48)
 
 
+@pytest.mark.parametrize("height, width", [(1, 1), (1, 400), (400, 1), (3, 1000)])
+def test_valid_frames_of_extreme_shapes_are_segmented_not_failed(start_node, height, width):
+    node, probe = start_node(outputs=["labels", "color", "overlay", "statistics"])
+    probe.listen(Image, f"{SEG}/labels")
+    probe.listen(Image, f"{SEG}/overlay")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    frame = bgr_msg(np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8))
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels") and probe.messages(f"{SEG}/overlay"),
+                          publish=lambda: images.publish(frame)), node.cameras[0].counters  # fmt: skip
+    labels = probe.messages(f"{SEG}/labels")[-1]
+    assert (labels.height, labels.width) == (height, width)
+    counters = node.cameras[0].counters
+    assert counters.failed == 0 and counters.bad_inputs == 0
+
+
 class SlowModel:
     """Wraps a model's forward with a delay: a network much slower than the camera."""
 
