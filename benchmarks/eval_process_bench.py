@@ -8,8 +8,9 @@ files, scoring, writing the JSON, helper processes included) by the wall clock; 
 operating system's account of the process and the children it waited for. The commands take turns, round
 after round (official, ours with the default workers, ours with ``--workers 1``, in a rotating order), so
 that a change in the machine's speed during the run hits all of them alike; the speed-up is taken pair by
-pair within a round and the median is printed (hyperfine-style). Every command runs in a process group of its
-own, checked after its exit: a process left behind in it is reported (and killed).
+pair within a round (over the official, and against ``--workers 1``) and the median is printed
+(hyperfine-style). Every command runs in a process group of its own, checked after its exit: a process left
+behind in it is reported (and killed).
 
 Commands (the official one is driven by its environment variables, as its documentation says):
 
@@ -124,16 +125,27 @@ def bench(images: int, rounds: int, data: Path) -> None:
                 cpus[name].append(cpu)
                 left[name] += left_behind
         difference = largest_difference(Path(scratch))
-    official = walls[names[0]]
+    official, single = walls[names[0]], walls[names[2]]
     print(f"\n{images} images of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, {rounds} rounds; largest score difference to the "
           f"official: {difference:.1e}")  # fmt: skip
-    print("| command | wall s, median (min–max) | CPU s, median | official / this, median of the rounds | "
+    print("| command | wall s, median (min–max) | CPU s, median | speed-up over the official | wall / `--workers 1` | "
           "processes left behind |")  # fmt: skip
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name in names:
-        ratios = [o / w for o, w in zip(official, walls[name], strict=True)]
+        speed_up = statistics.median(o / w for o, w in zip(official, walls[name], strict=True))
+        versus_single = statistics.median(w / s for w, s in zip(walls[name], single, strict=True))
         print(f"| `{name}` | {statistics.median(walls[name]):.2f} ({min(walls[name]):.2f}–{max(walls[name]):.2f}) "
-              f"| {statistics.median(cpus[name]):.2f} | {statistics.median(ratios):.2f}× | {left[name]} |")  # fmt: skip
+              f"| {statistics.median(cpus[name]):.2f} | {speed_up:.2f}× | {versus_single:.2f} | {left[name]} |")  # fmt: skip
+
+
+def processor_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -143,7 +155,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "cityscapes_eval_bench",
                         help="folder for the synthetic data, kept for later runs")  # fmt: skip
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    print(f"{processor_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     for images in args.images:
         bench(images, args.rounds, args.data)

@@ -15,7 +15,7 @@ from test_evaluation_scoring import assert_same_scores, make_split
 
 from cityscapes_seg_ros.cli.eval_main import main
 from cityscapes_seg_ros.evaluation import Accumulator, accumulate_files, parallel
-from cityscapes_seg_ros.evaluation.parallel import HELPER_START_SECONDS, helpers_worth_starting, share_work
+from cityscapes_seg_ros.evaluation.parallel import WORK_SECONDS_PER_HELPER, helpers_worth_starting, share_work
 from cityscapes_seg_ros.evaluation.scoring import accumulate_pair
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,13 +53,13 @@ def child_processes() -> set:
 
 
 def test_helpers_start_only_when_the_work_left_pays_for_them():
-    per_image = HELPER_START_SECONDS / 10
-    assert helpers_worth_starting(10, per_image, workers=2) == 0  # the work left: one helper's start
-    assert helpers_worth_starting(19, per_image, workers=16) == 0
-    assert helpers_worth_starting(20, per_image, workers=16) == 1  # twice a start
-    assert helpers_worth_starting(100, per_image, workers=2) == 1
-    assert helpers_worth_starting(100, per_image, workers=4) == 3
-    assert helpers_worth_starting(100, per_image, workers=1) == 0  # --workers 1: this process only
+    per_image = WORK_SECONDS_PER_HELPER / 4
+    assert helpers_worth_starting(3, per_image, workers=2) == 0  # under one helper's worth of work left
+    assert helpers_worth_starting(4, per_image, workers=2) == 1
+    assert helpers_worth_starting(7, per_image, workers=16) == 1  # one helper per helper's worth
+    assert helpers_worth_starting(8, per_image, workers=16) == 2
+    assert helpers_worth_starting(40, per_image, workers=4) == 3  # at most workers - 1 helpers
+    assert helpers_worth_starting(40, per_image, workers=1) == 0  # --workers 1: this process only
     assert helpers_worth_starting(1, 10.0, workers=4) == 0
 
 
@@ -101,7 +101,7 @@ def test_an_error_in_a_helper_is_the_same_one_line_and_ends_every_helper(tmp_pat
 
 def test_score_leaves_no_process_behind(tmp_path, monkeypatch, caplog):
     make_split(tmp_path, seed=15, frames_per_city=4)
-    monkeypatch.setattr(parallel, "HELPER_START_SECONDS", 1e-9)  # helpers even for these small images
+    monkeypatch.setattr(parallel, "WORK_SECONDS_PER_HELPER", 1e-9)  # helpers even for these small images
     caplog.set_level("DEBUG", logger="cityscapes_seg_ros.evaluation.parallel")
     before = child_processes()
     for workers in ("1", "2", "3"):

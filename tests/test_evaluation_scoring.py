@@ -69,7 +69,7 @@ def test_scores_agree_with_the_official_evaluator(tmp_path, seed):
 def test_parallel_and_merged_scores_equal_the_serial_ones(tmp_path, monkeypatch):
     _, pairs = make_split(tmp_path, seed=3, frames_per_city=4)
     serial = accumulate_files(pairs, workers=1, progress=False)
-    monkeypatch.setattr(parallel, "HELPER_START_SECONDS", 1e-9)  # helpers even for these small images
+    monkeypatch.setattr(parallel, "WORK_SECONDS_PER_HELPER", 1e-9)  # helpers even for these small images
     in_parallel = accumulate_files(pairs, workers=3, progress=False)
     first, second = accumulate_files(pairs[:3], 1, False), accumulate_files(pairs[3:], 1, False)
     first.merge(second)

@@ -24,10 +24,10 @@ import cityscapes_seg_ros
 
 log = logging.getLogger(__name__)
 
-# Seconds from a helper's start until it scores: interpreter, numpy, OpenCV and the PNG decoder, measured
-# 0.18 s on a 2-core Xeon, plus a margin for a busy machine. A helper is started only when the work left
-# is at least twice this per helper: meanwhile this process scores on, so it gains from then on.
-HELPER_START_SECONDS = 0.25
+# A helper takes ~0.2 s of wall and CPU time to start (interpreter, numpy, OpenCV, the PNG decoder; 2-core
+# Xeon). With a core to itself it then halves the work left; on a machine whose other cores are busy its
+# start is lost time. One helper per second of work left keeps that loss small next to the gain.
+WORK_SECONDS_PER_HELPER = 1.0
 IN_FLIGHT = 2  # pairs queued per helper: the next is at hand when one is done, and the tail stays short
 _LENGTH = struct.Struct(">I")
 _HELPER_COMMAND = (
@@ -45,7 +45,7 @@ def helpers_worth_starting(remaining: int, seconds_per_image: float, workers: in
     waited on with ``select`` (not POSIX)."""
     if workers <= 1 or remaining < 2 or os.name != "posix":
         return 0
-    pays_for = int(remaining * seconds_per_image / (2 * HELPER_START_SECONDS))
+    pays_for = int(remaining * seconds_per_image / WORK_SECONDS_PER_HELPER)
     return max(0, min(workers - 1, pays_for, remaining - 1))
 
 
