@@ -7,10 +7,11 @@ the names below load their module on first use, so the evaluator and the message
 
 from __future__ import annotations
 
-import importlib
+
 import os
 import sys
-from typing import Any
+
+from .lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,15 +41,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

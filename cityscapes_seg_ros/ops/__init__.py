@@ -12,8 +12,8 @@ Importing this package imports neither torch nor any op: the names below load th
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from ..lazy_exports import lazy_exports
 
 _LAZY = {
     "BACKENDS": "dcnv3_dispatch",
@@ -27,15 +27,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
