@@ -1,11 +1,11 @@
 """Scoring files in several processes: the calling process scores too; helper processes join only when they pay.
 
-A helper is a fresh ``python -c`` that imports the scoring module and nothing else (not torch, not the
-caller's ``__main__``), takes one file pair at a time on its stdin and answers each with that image's
-``Accumulator`` on its stdout (length-prefixed pickles), and exits when its stdin closes. Nothing is forked
-from the caller, so threads there (rclpy, torch) cannot deadlock a child, and no forkserver or resource
-tracker is left running. Work is handed out one image at a time, so a helper that is slow to start only
-means the caller scores more images itself: the job is never much slower than scoring alone.
+A helper is a fresh ``python -c`` running ``score_helper.serve``: it imports the scoring module and nothing
+else (not torch, not the caller's ``__main__``), takes one file pair at a time on its stdin, answers each with
+that image's ``Accumulator`` on its stdout (length-prefixed pickles), and exits when its stdin closes. Nothing
+is forked from the caller, so threads there (rclpy, torch) cannot deadlock a child, and no forkserver or
+resource tracker is left running. Work is handed out one image at a time, so a helper that is slow to start
+only means the caller scores more images itself: the job is never much slower than scoring alone.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _HELPER_COMMAND = (
     "import signal, sys\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the caller stops helpers\n"
     "if sys.path[:1] == ['']: del sys.path[0]  # not the caller's working directory\n"
-    "from cityscapes_seg_ros.evaluation.parallel import serve\n"
+    "from cityscapes_seg_ros.evaluation.score_helper import serve\n"
     "serve()\n"
 )
 
@@ -70,13 +70,13 @@ class Helper:
 
     def send(self, message: Any) -> None:
         try:
-            _write_frame(self.process.stdin, message)
+            write_frame(self.process.stdin, message)
         except (BrokenPipeError, OSError):
             raise self._stopped() from None
         self.in_flight += 1
 
     def receive(self) -> Any:
-        message = _read_frame(self.process.stdout)
+        message = read_frame(self.process.stdout)
         if message is None:
             raise self._stopped()
         return message
@@ -145,44 +145,21 @@ def _collect(helpers: List[Helper], merge: Callable[[Any], None], done: Callable
             raise ValueError(payload)
 
 
-def serve() -> None:
-    """A helper's main loop: one ScorePair tuple in, ("result", Accumulator) or ("error", message) out."""
-    answers = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)  # anything printed goes to stderr, not into the answers
-    requests = os.fdopen(0, "rb", buffering=0)
-
-    import cv2
-
-    from .scoring import ScorePair, accumulate_pair
-
-    cv2.setNumThreads(1)  # the processes are the parallelism
-    _write_frame(answers, ("ready", None))
-    while True:
-        pair = _read_frame(requests)
-        if pair is None:  # the caller is done: exit without the interpreter's slow teardown
-            sys.stderr.flush()
-            os._exit(0)
-        try:
-            answer = ("result", accumulate_pair(ScorePair(*pair)))
-        except ValueError as exc:  # a bad file: the caller raises it; anything else ends this process
-            answer = ("error", str(exc))
-        _write_frame(answers, answer)
-
-
-def _write_frame(pipe, message: Any) -> None:
+def write_frame(pipe, message: Any) -> None:
+    """One message as a length-prefixed pickle, written whole."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_LENGTH.pack(len(data)) + data)
     while view:
         view = view[pipe.write(view) :]
 
 
-def _read_frame(pipe) -> Optional[Any]:
-    """The next message, or None at the end of the stream."""
+def read_frame(pipe) -> Optional[Any]:
+    """The next message, or None at the end of the stream. Only for our own processes' messages (pickle)."""
     header = _read_exactly(pipe, _LENGTH.size)
     if header is None:
         return None
     data = _read_exactly(pipe, _LENGTH.unpack(header)[0])
-    return None if data is None else pickle.loads(data)  # our own helper's answers (same package)
+    return None if data is None else pickle.loads(data)
 
 
 def _read_exactly(pipe, size: int) -> Optional[bytes]:
