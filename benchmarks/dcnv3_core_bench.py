@@ -28,13 +28,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
 from dcnv3_bench import MODELS, STAGES, device_name  # noqa: E402
+
+from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
 
 
 def load_official_core(path: Path):
     if not path.is_file():
-        raise SystemExit(f"error: {path} not found (segmentation/ops_dcnv3/functions/dcnv3_func.py of the official repo)")
+        raise SystemExit(
+            f"error: {path} not found (segmentation/ops_dcnv3/functions/dcnv3_func.py of the official repo)"
+        )
     sys.modules.setdefault("DCNv3", types.ModuleType("DCNv3"))  # the compiled op, unused here
     spec = importlib.util.spec_from_file_location("official_dcnv3_func", path)
     module = importlib.util.module_from_spec(spec)
@@ -86,8 +89,10 @@ def main(argv=None) -> None:
             total_ours += t_ours
             print(f"| {model} | {i + 1} | {h}x{w} | {c} | {g} | {t_official:.1f} | {t_ours:.1f} | "
                   f"{t_official / t_ours:.2f}x | {err:.1e} |", flush=True)  # fmt: skip
-    print(f"\nall shapes: official {total_official:.0f} ms, ours {total_ours:.0f} ms, "
-          f"ours / official = {total_ours / total_official:.2f}")
+    print(
+        f"\nall shapes: official {total_official:.0f} ms, ours {total_ours:.0f} ms, "
+        f"ours / official = {total_ours / total_official:.2f}"
+    )
 
 
 if __name__ == "__main__":

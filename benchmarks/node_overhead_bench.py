@@ -29,16 +29,16 @@ import cv2
 import numpy as np
 import rclpy
 import torch
+from cityscapes_seg_ros.msg import ClassStat, ClassStatistics
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
 from cityscapes_seg_ros.inference import preprocess
-from cityscapes_seg_ros.msg import ClassStat, ClassStatistics
-from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr, to_image_msg
-from cityscapes_seg_ros.ros_contract.topics import IMAGE_OUTPUTS
 from cityscapes_seg_ros.node.statistics import class_stats, count_classes
 from cityscapes_seg_ros.ops.score_decode import decode_scores
+from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr, to_image_msg
+from cityscapes_seg_ros.ros_contract.topics import IMAGE_OUTPUTS
 from cityscapes_seg_ros.visualize import colorize, overlay
 
 
@@ -108,8 +108,10 @@ def main() -> None:
     rclpy.shutdown()
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"2048x1024 bgr8, median of {args.runs}; {cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), numpy {np.__version__}, Python {platform.python_version()}")
+    print(
+        f"2048x1024 bgr8, median of {args.runs}; {cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), numpy {np.__version__}, Python {platform.python_version()}"
+    )
     print("| stage | ms |\n|---|---|")
     for name, value in results.items():
         print(f"| {name} | {value:.2f} |")

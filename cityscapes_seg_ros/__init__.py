@@ -7,7 +7,6 @@ the names below load their module on first use, so the evaluator and the message
 
 from __future__ import annotations
 
-
 import os
 import sys
 

@@ -7,11 +7,12 @@ from typing import Mapping, Optional, Union
 
 import torch
 
-from .devices import resolve_device
 from .checkpoint import PathLike, check_state_dict, read_state_dict, resolve_checkpoint
+from .devices import resolve_device
 from .models import EncoderDecoder, SegmentorConfig, config_from_mmseg, get_model_config
 
 log = logging.getLogger(__name__)
+
 
 def resolve_config(model: Union[str, SegmentorConfig, Mapping]) -> SegmentorConfig:
     """A registry name, a ``SegmentorConfig``, or an official mmseg model dict."""

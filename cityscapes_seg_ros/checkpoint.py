@@ -52,7 +52,7 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
             f"checkpoint {path} was refused: it holds objects other than weights, which are not loaded "
             f"from untrusted files (weights_only=True). {_refusal_reason(exc)}"
         ) from None
-    except Exception as exc:  # torch raises RuntimeError/EOFError/... for corrupt or non-torch files
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... for corrupt or non-torch files
         raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch file: {_first_line(exc)}") from None
     return _extract_state_dict(obj, path)
 
@@ -153,7 +153,7 @@ def download_from_hub(
         ) from None
     except (EntryNotFoundError, RepositoryNotFoundError) as exc:
         raise CheckpointError(f"checkpoint {where} does not exist on the hub: {_first_line(exc)}") from None
-    except Exception as exc:  # revision not found, HTTP errors, ...
+    except Exception as exc:  # noqa: BLE001 - revision not found, HTTP errors, ...
         raise CheckpointError(f"checkpoint {where} could not be fetched from the hub: {_first_line(exc)}") from None
     return Path(path)
 

@@ -76,9 +76,7 @@ TRAIN_LABELS: Tuple[Label, ...] = tuple(
 TRAIN_CLASS_NAMES: Tuple[str, ...] = tuple(lb.name for lb in TRAIN_LABELS)
 
 # The categories scored by the benchmark, in the order of their classes.
-EVALUATED_CATEGORIES: Tuple[str, ...] = tuple(
-    dict.fromkeys(lb.category for lb in TRAIN_LABELS)
-)
+EVALUATED_CATEGORIES: Tuple[str, ...] = tuple(dict.fromkeys(lb.category for lb in TRAIN_LABELS))
 
 
 def _build_train_palette() -> np.ndarray:

@@ -73,7 +73,7 @@ class ModelOptions:
         return None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ModelOptions":
+    def from_args(cls, args: argparse.Namespace) -> ModelOptions:
         """The options of a parser that ``add_model_arguments`` filled."""
         names = {f.name for f in fields(cls)}
         return cls(**{name: value for name, value in vars(args).items() if name in names and value is not None})
@@ -87,7 +87,7 @@ class ModelOptions:
         """The registry name, or the config file's stem."""
         return Path(self.model).stem if is_config_file(self.model) else self.model
 
-    def with_device(self, device: str) -> "ModelOptions":
+    def with_device(self, device: str) -> ModelOptions:
         return replace(self, device=device)
 
     def identity(self) -> Dict[str, Any]:
@@ -225,25 +225,46 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     the user set (the bag evaluator's live mode hands only those to the node).
     """
     group = parser.add_argument_group("model")
-    group.add_argument("--model", type=_model_argument, metavar="NAME|FILE",
-                       help=f"one of the nine models (`cityscapes-seg models`) or a YAML/JSON file with an mmseg "
-                       f"model dict (default {DEFAULT_MODEL})")
+    group.add_argument(
+        "--model",
+        type=_model_argument,
+        metavar="NAME|FILE",
+        help=f"one of the nine models (`cityscapes-seg models`) or a YAML/JSON file with an mmseg "
+        f"model dict (default {DEFAULT_MODEL})",
+    )
     group.add_argument("--config", dest="model", type=_model_argument, help=argparse.SUPPRESS)  # the old spelling
-    group.add_argument("--checkpoint", metavar="SOURCE",
-                       help="'hub' (the released checkpoint on the Hugging Face hub, default), a local .pth, "
-                       "hf://owner/repo/file[@rev], or 'none' (random weights: for smoke tests only)")
+    group.add_argument(
+        "--checkpoint",
+        metavar="SOURCE",
+        help="'hub' (the released checkpoint on the Hugging Face hub, default), a local .pth, "
+        "hf://owner/repo/file[@rev], or 'none' (random weights: for smoke tests only)",
+    )
     group.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     group.add_argument("--cache-dir", default=None, help="Hugging Face cache folder")
-    group.add_argument("--hub-offline", action="store_true", default=None,
-                       help="use only the local Hugging Face cache, no download (HF_HUB_OFFLINE=1 works too)")
-    group.add_argument("--device", type=_device_argument,
-                       help="auto (CUDA when available), cpu, cuda or cuda:<index> (default auto)")
+    group.add_argument(
+        "--hub-offline",
+        action="store_true",
+        default=None,
+        help="use only the local Hugging Face cache, no download (HF_HUB_OFFLINE=1 works too)",
+    )
+    group.add_argument(
+        "--device", type=_device_argument, help="auto (CUDA when available), cpu, cuda or cuda:<index> (default auto)"
+    )
     group.add_argument("--precision", choices=PRECISIONS, help="default fp32")
-    group.add_argument("--mode", choices=MODES,
-                       help="whole image (default) or sliding 512x1024 windows")
-    group.add_argument("--tta", choices=TTA_CHOICES,
-                       help="test-time augmentation: ms = the official scales 0.5..1.75, flip = horizontal")
-    group.add_argument("--img-scale", type=parse_scale, metavar="LONGxSHORT",
-                       help="keep-ratio resize bound of the test pipeline (default 2048x1024, the official)")
-    group.add_argument("--dcnv3-backend", choices=DCNV3_BACKENDS,
-                       help="DCNv3 core: auto (the compiled op when available) or torch (default auto)")
+    group.add_argument("--mode", choices=MODES, help="whole image (default) or sliding 512x1024 windows")
+    group.add_argument(
+        "--tta",
+        choices=TTA_CHOICES,
+        help="test-time augmentation: ms = the official scales 0.5..1.75, flip = horizontal",
+    )
+    group.add_argument(
+        "--img-scale",
+        type=parse_scale,
+        metavar="LONGxSHORT",
+        help="keep-ratio resize bound of the test pipeline (default 2048x1024, the official)",
+    )
+    group.add_argument(
+        "--dcnv3-backend",
+        choices=DCNV3_BACKENDS,
+        help="DCNv3 core: auto (the compiled op when available) or torch (default auto)",
+    )

@@ -12,11 +12,12 @@ rviz_config (default: config/cityscapes_seg.rviz, which shows /camera/image_raw 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def _segmentation_node(context, *args, **kwargs):
@@ -41,16 +42,32 @@ def _segmentation_node(context, *args, **kwargs):
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("cityscapes_seg_ros")
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "cityscapes_seg.yaml"),
-                              description="ROS 2 parameter file of cityscapes_seg_node"),
-        DeclareLaunchArgument("image_topics", default_value="",
-                              description="camera image topics, e.g. [/cam/front/image_raw, /cam/rear/image_raw]"),
-        DeclareLaunchArgument("input_transport", default_value="", description="raw or compressed"),
-        DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with the package's view"),
-        DeclareLaunchArgument("rviz_config", default_value=os.path.join(share, "config", "cityscapes_seg.rviz"),
-                              description="rviz2 configuration"),
-        OpaqueFunction(function=_segmentation_node),
-        Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", LaunchConfiguration("rviz_config")],
-             condition=IfCondition(LaunchConfiguration("rviz"))),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(share, "config", "cityscapes_seg.yaml"),
+                description="ROS 2 parameter file of cityscapes_seg_node",
+            ),
+            DeclareLaunchArgument(
+                "image_topics",
+                default_value="",
+                description="camera image topics, e.g. [/cam/front/image_raw, /cam/rear/image_raw]",
+            ),
+            DeclareLaunchArgument("input_transport", default_value="", description="raw or compressed"),
+            DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with the package's view"),
+            DeclareLaunchArgument(
+                "rviz_config",
+                default_value=os.path.join(share, "config", "cityscapes_seg.rviz"),
+                description="rviz2 configuration",
+            ),
+            OpaqueFunction(function=_segmentation_node),
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", LaunchConfiguration("rviz_config")],
+                condition=IfCondition(LaunchConfiguration("rviz")),
+            ),
+        ]
+    )

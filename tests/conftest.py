@@ -35,7 +35,6 @@ def tiny_t_checkpoint(tmp_path, tiny_t_fixture) -> Path:
     return path
 
 
-
 @pytest.fixture(scope="session")
 def tiny_model_files(tmp_path_factory, tiny_t_fixture):
     """The tiny official fixture as files a user passes: an mmseg config (YAML) and a checkpoint (.pth)."""

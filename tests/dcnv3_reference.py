@@ -45,8 +45,9 @@ def out_size(size, k, s, p, d):
     return (size + 2 * p - (d * (k - 1) + 1)) // s + 1
 
 
-def make_inputs(n, h, w, g, cg, k=3, s=1, p=1, d=1, offset_std=2.0, dtype=torch.float64, device="cpu", seed=0,
-                exact=0.05):
+def make_inputs(
+    n, h, w, g, cg, k=3, s=1, p=1, d=1, offset_std=2.0, dtype=torch.float64, device="cpu", seed=0, exact=0.05
+):
     gen = torch.Generator().manual_seed(seed)
     ho, wo = out_size(h, k, s, p, d), out_size(w, k, s, p, d)
     kk = k * k

@@ -108,6 +108,7 @@ def test_unknown_model_name_lists_the_known_ones():
 
 # --- Hugging Face hub -------------------------------------------------------------------------
 
+
 def fill_hf_cache(cache_dir, repo_id, filename, payload_path, commit="a" * 40, ref="main"):
     """Lay a file out as huggingface_hub's cache does (refs/<ref> -> snapshots/<commit>/<file>)."""
     repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"

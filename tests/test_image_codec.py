@@ -128,7 +128,9 @@ def test_mono_images_keep_their_values_for_ground_truth(encoding, dtype):
     decoded = decode_image(SimpleNamespace(**fields))
     assert decoded.dtype == dtype
     np.testing.assert_array_equal(decoded, ids)
-    np.testing.assert_array_equal(image_msg_to_bgr(SimpleNamespace(**fields))[:, :, 1], ids >> 8 if dtype == np.uint16 else ids)
+    np.testing.assert_array_equal(
+        image_msg_to_bgr(SimpleNamespace(**fields))[:, :, 1], ids >> 8 if dtype == np.uint16 else ids
+    )
 
 
 def test_16bit_png_label_images_decode_unchanged():
@@ -150,7 +152,10 @@ def test_output_topics_live_under_the_cameras_segmentation_namespace(image_topic
     assert topics.output_topic(image_topic, "labels") == labels
     assert topics.camera_info_topic(image_topic) == info
     assert topics.input_topic(image_topic, "compressed") == image_topic + "/compressed"
-    assert topics.camera_of_input(image_topic + "/compressed", topics.COMPRESSED_IMAGE_TYPE) == (image_topic, "compressed")
+    assert topics.camera_of_input(image_topic + "/compressed", topics.COMPRESSED_IMAGE_TYPE) == (
+        image_topic,
+        "compressed",
+    )
     assert topics.camera_of_input(image_topic, topics.IMAGE_TYPE) == (image_topic, "raw")
     with pytest.raises(ValueError, match="unknown output 'mask'"):
         topics.output_topic(image_topic, "mask")

@@ -148,7 +148,7 @@ def test_no_import_cycles_between_modules():
     def visit(node, trail):
         for nxt in graph[node] - faces:
             if nxt in trail:
-                cycles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(trail[trail.index(nxt) :] + [nxt]))
             elif len(trail) < 12:
                 visit(nxt, trail + [nxt])
 
@@ -162,4 +162,7 @@ def test_evaluator_command_line_imports_no_torch():
     code = ("import sys; from cityscapes_seg_ros.cli import eval_main; "
             "eval_main.build_parser().parse_args(['score', '--gt-root', 'g', '--pred-dir', 'p', '--json', 'j']); "
             "print('torch' in sys.modules)")  # fmt: skip
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -13,18 +13,18 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
 
+from cityscapes_seg_ros.msg import ClassStatistics  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
-from cityscapes_seg_ros.msg import ClassStatistics  # noqa: E402
 from cityscapes_seg_ros.node.node import SegmentationNode  # noqa: E402
 from cityscapes_seg_ros.node.pipeline import DevicePredictor  # noqa: E402
 from cityscapes_seg_ros.visualize import overlay  # noqa: E402
-from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 
 SEG = "/cam/front/segmentation"
 IMAGE = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -152,11 +152,18 @@ def test_bad_inputs_are_logged_counted_and_the_node_keeps_serving(start_node, ca
     before = len(probe.messages(f"{SEG}/labels"))
     assert probe.wait_for(lambda: len(probe.messages(f"{SEG}/labels")) > before, publish=lambda: images.publish(good))
 
-    assert counters.bad_input_kinds == {"unsupported_encoding": 1, "bad_step": 1, "size_mismatch": 1, "empty": 1,
-                                       "too_large": 1}
+    assert counters.bad_input_kinds == {
+        "unsupported_encoding": 1,
+        "bad_step": 1,
+        "size_mismatch": 1,
+        "empty": 1,
+        "too_large": 1,
+    }
     assert probe.wait_for(lambda: any(_diagnostic(m, "bad_inputs") == "5" for m in probe.messages("/diagnostics")))
     status_values = _values(probe.messages("/diagnostics")[-1])
-    assert {"fps", "latency_p50_ms", "latency_p95_ms", "dropped", "device", "dcnv3_backend", "model"} <= set(status_values)
+    assert {"fps", "latency_p50_ms", "latency_p95_ms", "dropped", "device", "dcnv3_backend", "model"} <= set(
+        status_values
+    )
     assert status_values["device"] == "cpu" and status_values["bad_inputs.too_large"] == "1"
     err = capfd.readouterr().err
     for words in ("unsupported encoding 'yuv422'", "step 100", "data holds", "exceeds max_pixels 3072"):
@@ -224,7 +231,9 @@ def test_a_healthy_node_reports_ok_and_array_parameters_set_at_runtime_are_taken
     probe.listen(DiagnosticArray, "/diagnostics")
     images = probe.publisher(Image, "/cam/front/image_raw")
     assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(bgr_msg(IMAGE)))
-    assert probe.wait_for(lambda: any(_diagnostic(m, "processed") not in (None, "0") for m in probe.messages("/diagnostics")))
+    assert probe.wait_for(
+        lambda: any(_diagnostic(m, "processed") not in (None, "0") for m in probe.messages("/diagnostics"))
+    )
     status = next(m for m in reversed(probe.messages("/diagnostics")) if _diagnostic(m, "processed") != "0").status[0]
     assert (status.level, status.message) == (DiagnosticStatus.OK, "segmenting")
 

@@ -45,7 +45,9 @@ def test_good_values_pass_and_settings_collect_every_problem():
     assert problem("device", "cuda:1") is None and problem("statistics_rate", 2) is None
     values = {spec.name: spec.default for spec in PARAMETERS}
     values.update(mode="tiles", overlay_alpha=-1.0)
-    with pytest.raises(ParameterError, match=r"mode: 'tiles' is not one of whole, slide; overlay_alpha: -1.0 is outside"):
+    with pytest.raises(
+        ParameterError, match=r"mode: 'tiles' is not one of whole, slide; overlay_alpha: -1.0 is outside"
+    ):
         NodeSettings.from_values(values)
     assert NodeSettings.from_values({**values, "mode": "slide", "overlay_alpha": 0.3,
                                      "classes": ["car", "road"]}).class_subset == (0, 13)  # fmt: skip

@@ -15,10 +15,9 @@ import yaml
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
 
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-
 from cityscapes_seg_ros.msg import ClassStatistics  # noqa: E402
 from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / "config" / "cityscapes_seg.yaml"
@@ -84,13 +83,20 @@ def test_two_cameras_with_params_file_overrides_and_remaps(probe, tiny_model_fil
         expected = [f"/car/front/segmentation/{k}" for k in outputs]
         expected += [f"/car/rear/segmentation/{k}" for k in outputs if k != "camera_info"]  # no rear camera_info
         assert probe.wait_for(lambda: all(probe.messages(t) for t in expected), timeout=90, publish=publish), (
-            [t for t in expected if not probe.messages(t)], node.poll())
+            [t for t in expected if not probe.messages(t)],
+            node.poll(),
+        )
         assert not probe.messages("/car/rear/segmentation/camera_info")
         for camera, frame_id, height in (("front", "front_link", 48), ("rear", "rear_link", 40)):
             labels = probe.messages(f"/car/{camera}/segmentation/labels")[-1]
             confidence = probe.messages(f"/car/{camera}/segmentation/confidence")[-1]
             stats = probe.messages(f"/car/{camera}/segmentation/statistics")[-1]
-            assert (labels.encoding, labels.height, labels.width, labels.header.frame_id) == ("mono8", height, 64, frame_id)
+            assert (labels.encoding, labels.height, labels.width, labels.header.frame_id) == (
+                "mono8",
+                height,
+                64,
+                frame_id,
+            )
             assert (confidence.encoding, confidence.height) == ("32FC1", height)  # from the params file
             assert (stats.height, stats.header.frame_id, stats.model) == (height, frame_id, "custom")
             counts = np.bincount(np.frombuffer(labels.data, np.uint8), minlength=256)

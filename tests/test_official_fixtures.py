@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import FIXTURES, load_fixture
 
 from cityscapes_seg_ros import build_segmentor
-from conftest import FIXTURES, load_fixture
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -40,7 +40,9 @@ class Guards(ast.NodeVisitor):
 
     def visit_Try(self, node):
         catches = {h.type.id for h in node.handlers if isinstance(h.type, ast.Name)}
-        catches |= {e.id for h in node.handlers if isinstance(h.type, ast.Tuple) for e in h.type.elts if isinstance(e, ast.Name)}
+        catches |= {
+            e.id for h in node.handlers if isinstance(h.type, ast.Tuple) for e in h.type.elts if isinstance(e, ast.Name)
+        }
         guarded = bool(catches & {"ImportError", "ModuleNotFoundError", "AttributeError"})
         self._guarded_imports += guarded
         for statement in node.body:

@@ -1,8 +1,8 @@
 """``cityscapes-seg-eval``: Cityscapes scores that agree with the official benchmark.
 
-    cityscapes-seg-eval score --gt-root DIR --pred-dir DIR [--split val] --json OUT [--report-dir DIR]
-    cityscapes-seg-eval run --model NAME --cityscapes-root DIR --out DIR [--split val] [--mode slide] ...
-    torchrun --nproc_per_node N -m cityscapes_seg_ros.cli.eval_main run ...   (one shard per process)
+cityscapes-seg-eval score --gt-root DIR --pred-dir DIR [--split val] --json OUT [--report-dir DIR]
+cityscapes-seg-eval run --model NAME --cityscapes-root DIR --out DIR [--split val] [--mode slide] ...
+torchrun --nproc_per_node N -m cityscapes_seg_ros.cli.eval_main run ...   (one shard per process)
 """
 
 from __future__ import annotations
@@ -31,12 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
         "file <key>*.png anywhere below --pred-dir, as the official evaluator pairs them.",
     )
     score.add_argument("--gt-root", required=True, type=Path, help="Cityscapes root holding gtFine/")
-    score.add_argument("--pred-dir", required=True, type=Path,
-                       help="folder of label-id PNG predictions (the labelIds/ of predict, not its trainIds/)")
+    score.add_argument(
+        "--pred-dir",
+        required=True,
+        type=Path,
+        help="folder of label-id PNG predictions (the labelIds/ of predict, not its trainIds/)",
+    )
     score.add_argument("--split", default="val", help="gtFine split to score (default val)")
     score.add_argument("--json", required=True, type=Path, help="write the scores here (JSON)")
-    score.add_argument("--report-dir", type=Path, default=None,
-                       help="also write report.md, iou_per_class.png and confusion_matrix.png here")
+    score.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="also write report.md, iou_per_class.png and confusion_matrix.png here",
+    )
     add_common(score)
 
     run = sub.add_parser(
@@ -56,9 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="scoring processes, this one included (default: one per CPU core; the others "
-                        "are started only when the work pays for their start)")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="scoring processes, this one included (default: one per CPU core; the others "
+        "are started only when the work pays for their start)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no score table")
 
 

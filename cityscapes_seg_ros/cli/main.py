@@ -1,7 +1,7 @@
 """``cityscapes-seg``: list the models, segment images.
 
-    cityscapes-seg models [--json]
-    cityscapes-seg predict [--model NAME|FILE] [--checkpoint hub|PATH|hf://...|none] INPUT... --out DIR
+cityscapes-seg models [--json]
+cityscapes-seg predict [--model NAME|FILE] [--checkpoint hub|PATH|hf://...|none] INPUT... --out DIR
 """
 
 from __future__ import annotations

@@ -47,4 +47,6 @@ def print_model_table(rows: List[Dict]) -> None:
             f"{miou:>12}"
         )
     print("\nparams: every weight in the checkpoint (auxiliary head included); infer: without the auxiliary head.")
-    print("Checkpoints: https://huggingface.co/OpenGVLab/InternImage (file <model>.pth); mIoU: published, Cityscapes val.")
+    print(
+        "Checkpoints: https://huggingface.co/OpenGVLab/InternImage (file <model>.pth); mIoU: published, Cityscapes val."
+    )

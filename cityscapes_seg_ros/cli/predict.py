@@ -60,7 +60,7 @@ def output_paths(out_dir: Path, job: ImageJob) -> Dict[str, Path]:
     return {kind: out_dir / kind / job.relative for kind in OUTPUT_KINDS}
 
 
-def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: "Prediction", alpha: float) -> None:
+def write_outputs(paths: Dict[str, Path], image_bgr: np.ndarray, prediction: Prediction, alpha: float) -> None:
     train_ids = prediction.train_ids
     color_rgb = colorize(train_ids)
     overlay_rgb = overlay(image_bgr[:, :, ::-1], train_ids, alpha)

@@ -63,5 +63,5 @@ class EncoderDecoder(nn.Module):
         return resize_bilinear(logits, x.shape[2:])
 
     def set_dcnv3_backend(self, backend: str) -> None:
-        """"auto" picks the fastest available DCNv3 core; "torch" forces the pure-PyTorch one."""
+        """ "auto" picks the fastest available DCNv3 core; "torch" forces the pure-PyTorch one."""
         self.backbone.set_dcnv3_backend(backend)

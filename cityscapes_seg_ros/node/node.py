@@ -67,7 +67,7 @@ def dcnv3_backend_name(device_type: str, requested: str) -> str:
 class Camera:
     """One input stream: its subscriptions, output publishers, newest-frame slot and counters."""
 
-    def __init__(self, node: "SegmentationNode", image_topic: str) -> None:
+    def __init__(self, node: SegmentationNode, image_topic: str) -> None:
         settings = node.settings
         self.image_topic = node.resolve_topic_name(image_topic)
         self.output_ns = segmentation_namespace(self.image_topic)
@@ -94,9 +94,15 @@ class Camera:
             reliability=ReliabilityPolicy.RELIABLE if settings.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
         )  # fmt: skip
         topic = self.image_topic
-        self.publishers = {kind: node.create_publisher(Image, output_topic(topic, kind), output_qos) for kind in IMAGE_OUTPUTS}
-        self.publishers["statistics"] = node.create_publisher(ClassStatistics, output_topic(topic, "statistics"), output_qos)
-        self.publishers["camera_info"] = node.create_publisher(CameraInfo, output_topic(topic, "camera_info"), output_qos)
+        self.publishers = {
+            kind: node.create_publisher(Image, output_topic(topic, kind), output_qos) for kind in IMAGE_OUTPUTS
+        }
+        self.publishers["statistics"] = node.create_publisher(
+            ClassStatistics, output_topic(topic, "statistics"), output_qos
+        )
+        self.publishers["camera_info"] = node.create_publisher(
+            CameraInfo, output_topic(topic, "camera_info"), output_qos
+        )
 
     def _on_image(self, msg: Any) -> None:
         """Executor thread: keep only the newest frame; the worker takes it."""
@@ -198,11 +204,13 @@ class SegmentationNode(Node):
                 return
             try:
                 self.process_frame(*item)
-            except Exception as exc:  # never let one frame stop the worker
+            except Exception as exc:  # noqa: BLE001 - never let one frame stop the worker
                 if self._stopping or not rclpy.ok(context=self.context):
                     return
                 item[0].counters.failed += 1
-                self.log_throttled(item[0], "failure", f"{item[0].input_topic}: frame failed: {type(exc).__name__}: {exc}")
+                self.log_throttled(
+                    item[0], "failure", f"{item[0].input_topic}: frame failed: {type(exc).__name__}: {exc}"
+                )
 
     def process_frame(self, camera: Camera, msg: Any, received_at: float) -> None:
         settings = self.settings
@@ -251,11 +259,18 @@ class SegmentationNode(Node):
             info.header = header
             pubs["camera_info"].publish(info)
 
-    def statistics_message(self, header: Any, size: tuple, result: FrameResult, settings: NodeSettings) -> ClassStatistics:
+    def statistics_message(
+        self, header: Any, size: tuple, result: FrameResult, settings: NodeSettings
+    ) -> ClassStatistics:
         msg = ClassStatistics(header=header, model=self.model_name, height=int(size[0]), width=int(size[1]))
         msg.classes = [
-            ClassStatMsg(train_id=s.train_id, name=s.name, pixel_count=s.pixel_count, fraction=s.fraction,
-                         mean_confidence=s.mean_confidence)  # fmt: skip
+            ClassStatMsg(
+                train_id=s.train_id,
+                name=s.name,
+                pixel_count=s.pixel_count,
+                fraction=s.fraction,
+                mean_confidence=s.mean_confidence,
+            )  # fmt: skip
             for s in class_stats(result.pixel_counts, result.confidence_sums, settings.class_subset)
         ]
         msg.ignored_pixel_count = ignored_count(result.pixel_counts)

@@ -192,7 +192,7 @@ class NodeSettings:
     log_throttle_s: float
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "NodeSettings":
+    def from_values(cls, values: Mapping[str, Any]) -> NodeSettings:
         """Check every value (raising one ``ParameterError`` that lists all problems) and build the snapshot."""
         problems = [f"{name}: {why}" for name, why in ((n, problem(n, v)) for n, v in values.items()) if why]
         missing = [name for name in SPECS if name not in values]

@@ -70,7 +70,9 @@ class DevicePredictor(Predictor):
     def device_image(self, image_bgr: np.ndarray) -> torch.Tensor:
         """The frame as uint8 [1, 3, H, W] BGR on the device (uploaded once per frame)."""
         if self._device_image is None:
-            self._device_image = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(self.device).permute(2, 0, 1)[None]
+            self._device_image = (
+                torch.from_numpy(np.ascontiguousarray(image_bgr)).to(self.device).permute(2, 0, 1)[None]
+            )
         return self._device_image
 
     def new_frame(self) -> None:

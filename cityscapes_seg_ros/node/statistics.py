@@ -44,7 +44,9 @@ def count_classes(train_ids: Array, confidence: Optional[Array] = None) -> tuple
     return label_histogram(train_ids, confidence)
 
 
-def class_stats(counts: np.ndarray, confidence_sums: np.ndarray, class_ids: Optional[Sequence[int]] = None) -> List[ClassStat]:
+def class_stats(
+    counts: np.ndarray, confidence_sums: np.ndarray, class_ids: Optional[Sequence[int]] = None
+) -> List[ClassStat]:
     """One ``ClassStat`` per reported class (all 19 when ``class_ids`` is None), in train-id order."""
     total = int(counts.sum())
     stats = []

@@ -12,7 +12,6 @@ Importing this package imports neither torch nor any op: the names below load th
 
 from __future__ import annotations
 
-
 from ..lazy_exports import lazy_exports
 
 _LAZY = {

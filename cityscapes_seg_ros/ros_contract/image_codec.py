@@ -61,7 +61,9 @@ def check_size(height: int, width: int, max_pixels: int) -> None:
     if height <= 0 or width <= 0:
         raise BadImageError("empty", f"empty image ({width}x{height})")
     if height * width > max_pixels:
-        raise BadImageError("too_large", f"image of {width}x{height} = {height * width} pixels exceeds max_pixels {max_pixels}")
+        raise BadImageError(
+            "too_large", f"image of {width}x{height} = {height * width} pixels exceeds max_pixels {max_pixels}"
+        )
 
 
 def is_compressed(msg: Any) -> bool:
@@ -77,18 +79,27 @@ def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         return _decode_compressed(msg, max_pixels)
     encoding = str(msg.encoding)
     if encoding not in INPUT_ENCODINGS:
-        raise BadImageError("unsupported_encoding", f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        raise BadImageError(
+            "unsupported_encoding", f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
     channels, dtype, conversion = INPUT_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     check_size(height, width, max_pixels)
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise BadImageError("bad_step", f"step {step} is smaller than width * bytes per pixel = {row_bytes} ({encoding})")
+        raise BadImageError(
+            "bad_step", f"step {step} is smaller than width * bytes per pixel = {row_bytes} ({encoding})"
+        )
     if step % dtype.itemsize:
-        raise BadImageError("bad_step", f"step {step} is not a multiple of the {dtype.itemsize}-byte channel size ({encoding})")
+        raise BadImageError(
+            "bad_step", f"step {step} is not a multiple of the {dtype.itemsize}-byte channel size ({encoding})"
+        )
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size != step * height:
-        raise BadImageError("size_mismatch", f"data holds {data.size} bytes, expected step * height = {step} * {height} = {step * height}")
+        raise BadImageError(
+            "size_mismatch",
+            f"data holds {data.size} bytes, expected step * height = {step} * {height} = {step * height}",
+        )
     rows = data.reshape(height, step)[:, :row_bytes]
     if dtype.itemsize > 1:
         stored = dtype.newbyteorder(">" if msg.is_bigendian else "<")
@@ -122,7 +133,10 @@ def _decode_compressed(msg: Any, max_pixels: int) -> np.ndarray:
         raise BadImageError("empty", f"empty compressed image (format {msg.format!r})")
     kind = _compressed_kind(data)
     if kind is None:
-        raise BadImageError("unsupported_encoding", f"compressed image is neither JPEG nor PNG (format {msg.format!r}, {data.size} bytes)")
+        raise BadImageError(
+            "unsupported_encoding",
+            f"compressed image is neither JPEG nor PNG (format {msg.format!r}, {data.size} bytes)",
+        )
     width, height = _compressed_size(data, kind)
     if width is not None and height is not None:
         check_size(height, width, max_pixels)
@@ -180,8 +194,14 @@ def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
     if encoding not in OUTPUT_ENCODINGS:
         raise ValueError(f"cannot publish encoding {encoding!r}; expected one of {', '.join(OUTPUT_ENCODINGS)}")
     channels, dtype = OUTPUT_ENCODINGS[encoding]
-    if image.dtype != dtype or image.ndim != (2 if channels == 1 else 3) or (channels > 1 and image.shape[2] != channels):
-        raise ValueError(f"{encoding} needs a {dtype.name} array with {channels} channel(s), got {image.dtype} {image.shape}")
+    if (
+        image.dtype != dtype
+        or image.ndim != (2 if channels == 1 else 3)
+        or (channels > 1 and image.shape[2] != channels)
+    ):
+        raise ValueError(
+            f"{encoding} needs a {dtype.name} array with {channels} channel(s), got {image.dtype} {image.shape}"
+        )
     height, width = image.shape[:2]
     pixels = np.ascontiguousarray(image, dtype=dtype.newbyteorder("<"))
     return {
