@@ -49,10 +49,12 @@ def fresh_loader(monkeypatch, tmp_path):
 
 
 def kernels_copy(tmp_path: Path, monkeypatch) -> Path:
-    """A copy of the kernel sources that the loader reads instead of the repository's."""
+    """A copy of the kernel sources that the loader reads instead of the repository's, and no op installed
+    (``scripts/setup.sh`` builds them into the package folder; these tests build from the copy)."""
     root = tmp_path / "kernels"
     shutil.copytree(compiled.kernels_root(), root)
     monkeypatch.setenv(compiled.KERNELS_ENV, str(root))
+    monkeypatch.setattr(compiled, "PACKAGE_DIR", tmp_path / "nothing-installed")
     return root
 
 
