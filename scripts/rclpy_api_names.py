@@ -43,6 +43,11 @@ def module_name(path: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def assigned_names(node) -> List[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
+
+
 def public_names(tree: ast.Module) -> Tuple[List[str], Dict[str, List[str]]]:
     """Top-level names (definitions, assignments, imports) and the members of each top-level class."""
     names, classes = set(), {}
@@ -50,8 +55,7 @@ def public_names(tree: ast.Module) -> Tuple[List[str], Dict[str, List[str]]]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
+            names.update(assigned_names(node))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
         elif isinstance(node, (ast.If, ast.Try)):  # names defined under a version or import guard
@@ -63,8 +67,7 @@ def public_names(tree: ast.Module) -> Tuple[List[str], Dict[str, List[str]]]:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     members.add(item.name)
                 elif isinstance(item, (ast.Assign, ast.AnnAssign)):
-                    targets = item.targets if isinstance(item, ast.Assign) else [item.target]
-                    members.update(t.id for t in targets if isinstance(t, ast.Name))
+                    members.update(assigned_names(item))
             classes[node.name] = sorted(members)
     return sorted(names), classes
 
