@@ -26,4 +26,6 @@ fi
 .venv/bin/pip install --quiet --no-build-isolation -e ".${extras}"
 # The node's ClassStatistics messages (msg/*.msg), built with cmake and the rosidl wheels.
 [[ $with_ros == 1 ]] && bash scripts/build_msgs.sh
+# vision_msgs' LabelInfo (no wheel on PyPI) for the tests of the node's segmentation/label_info topic.
+[[ $extras == "[test]" ]] && bash scripts/build_vision_msgs.sh
 echo "ready: $(.venv/bin/python -c 'import torch, cityscapes_seg_ros as c; print(f"cityscapes_seg_ros {c.__version__}, torch {torch.__version__}")')"

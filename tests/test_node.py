@@ -1,5 +1,5 @@
-"""cityscapes_seg_node in this process with real rclpy and DDS: outputs, statistics, bad input, runtime
-parameters, and a fast camera into a slow model."""
+"""cityscapes_seg_node in this process with real rclpy and DDS: outputs, statistics, the class map, bad input,
+runtime parameters, no inference without subscribers, and a fast camera into a slow model."""
 
 import copy
 import gc
@@ -17,11 +17,12 @@ from cityscapes_seg_ros.msg import ClassStatistics  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
-from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
+from cityscapes_seg_ros.labels import TRAIN_CLASS_NAMES, TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.node.node import SegmentationNode  # noqa: E402
 from cityscapes_seg_ros.node.pipeline import DevicePredictor  # noqa: E402
 from cityscapes_seg_ros.visualize import overlay  # noqa: E402
@@ -304,9 +305,76 @@ def test_a_30_hz_camera_into_a_slow_model_keeps_the_newest_frame(start_node, tin
         time.sleep(0.5)  # let a wrongly queued older frame show up, if there were one
         assert probe.messages(f"{SEG}/labels")[-1].header.stamp.sec == sent  # the newest frame was processed last
         assert counters.processed < 40 and counters.dropped >= 70
-        assert counters.received == counters.processed + counters.dropped
+        assert counters.received == counters.processed + counters.dropped + counters.skipped_unsubscribed
         # Memory is bounded: besides the probe's own message, only the frame waiting in the slot and the one
         # being segmented are alive, however far the publisher is ahead.
         assert largest_slot <= 1 and max(alive) <= 3, alive
         stamps = [m.header.stamp.sec for m in probe.messages(f"{SEG}/labels")]
         assert stamps == sorted(stamps)
+
+
+def test_the_class_map_reaches_a_subscriber_that_joins_late(start_node):
+    vision_msgs = pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built (scripts/build_vision_msgs.sh)")
+    node, probe = start_node(outputs=["labels"])
+    probe.listen(Image, f"{SEG}/labels")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(bgr_msg(IMAGE)))
+    # Joins well after the node published its one LabelInfo: transient local keeps it for late subscribers.
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.listen(vision_msgs.LabelInfo, f"{SEG}/label_info", latched)
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/label_info"), timeout=30)
+    time.sleep(0.5)
+    received = probe.messages(f"{SEG}/label_info")
+    assert len(received) == 1  # published once, not per frame
+    class_map = {c.class_id: c.class_name for c in received[0].class_map}
+    assert len(received[0].class_map) == 20
+    assert class_map == {**dict(enumerate(TRAIN_CLASS_NAMES)), 255: "unlabeled"}
+    assert class_map[0] == "road" and class_map[18] == "bicycle"
+
+
+class CountingModel:
+    """Counts the calls of a model's forward (the network run), passing them through."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __enter__(self):
+        self.original = self.model.forward
+
+        def forward(x):
+            self.calls += 1
+            return self.original(x)
+
+        self.model.forward = forward
+        return self
+
+    def __exit__(self, *exc):
+        self.model.forward = self.original
+
+
+def test_no_inference_while_nobody_subscribes_then_a_statistics_subscriber_gets_frames_segmented(
+    start_node, tiny_19_class_model
+):
+    with CountingModel(tiny_19_class_model) as counting:
+        node, probe = start_node(model=counting.model, outputs=["labels", "statistics"], skip_unsubscribed=True)
+        images = probe.publisher(Image, "/cam/front/image_raw")
+        counters = node.cameras[0].counters
+        assert probe.wait_for(lambda: counters.skipped_unsubscribed >= 5, publish=lambda: images.publish(bgr_msg(IMAGE)),
+                              every=0.1)  # fmt: skip
+        assert counting.calls == 0 and counters.processed == 0 and counters.received >= 5
+
+        probe.listen(ClassStatistics, f"{SEG}/statistics")  # statistics alone make the camera worth segmenting
+        assert probe.wait_for(
+            lambda: probe.messages(f"{SEG}/statistics"), publish=lambda: images.publish(bgr_msg(IMAGE))
+        )
+        assert counting.calls >= 1 and counters.processed >= 1
+        assert probe.messages(f"{SEG}/statistics")[-1].height == IMAGE.shape[0]
+
+
+def test_without_skip_unsubscribed_frames_are_segmented_for_nobody(start_node, tiny_19_class_model):
+    with CountingModel(tiny_19_class_model) as counting:
+        node, probe = start_node(model=counting.model, outputs=["labels"], skip_unsubscribed=False)
+        images = probe.publisher(Image, "/cam/front/image_raw")
+        counters = node.cameras[0].counters
+        assert probe.wait_for(lambda: counters.processed >= 2, publish=lambda: images.publish(bgr_msg(IMAGE)))
+        assert counting.calls >= 2 and counters.skipped_unsubscribed == 0

@@ -1,7 +1,9 @@
-"""Entry point: ``python -m cityscapes_seg_ros.node --ros-args --params-file config/cityscapes_seg.yaml``.
+"""Entry point: ``python -m cityscapes_seg_ros.node [--lifecycle] --ros-args --params-file config/cityscapes_seg.yaml``.
 
-Exit status: 0 after a normal stop (SIGINT / SIGTERM / shutdown), 2 when start-up fails (a bad parameter,
-a missing or wrong checkpoint, an unavailable device), with one error line naming the problem.
+``--lifecycle`` runs the managed variant (``lifecycle.py``): it starts unconfigured and waits for its
+transitions (``ros2 lifecycle set``, a lifecycle manager). Exit status: 0 after a normal stop (SIGINT / SIGTERM /
+shutdown), 2 when start-up fails (a bad parameter or argument, a missing or wrong checkpoint, an unavailable
+device), with one error line naming the problem.
 """
 
 from __future__ import annotations
@@ -9,20 +11,33 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
+LIFECYCLE_FLAG = "--lifecycle"
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.logging import get_logger
+    from rclpy.utilities import remove_ros_args
 
     from ..checkpoint import CheckpointError
     from .node import NODE_NAME, SegmentationNode
     from .params import ParameterError
 
-    rclpy.init(args=sys.argv if argv is None else argv)
+    args = sys.argv if argv is None else argv
+    rclpy.init(args=args)
     node = None
     try:
-        node = SegmentationNode()
+        own_args = remove_ros_args(args)[1:]
+        unknown = [arg for arg in own_args if arg != LIFECYCLE_FLAG]
+        if unknown:
+            raise ValueError(f"unknown argument(s) {' '.join(unknown)} (the node takes {LIFECYCLE_FLAG} and ROS args)")
+        if LIFECYCLE_FLAG in own_args:
+            from .lifecycle import SegmentationLifecycleNode
+
+            node = SegmentationLifecycleNode()
+        else:
+            node = SegmentationNode()
         rclpy.spin(node)
     except (ParameterError, CheckpointError, ValueError, RuntimeError, OSError) as exc:
         if node is None:  # start-up failed: one clear line, no stack dump

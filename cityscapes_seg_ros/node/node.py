@@ -3,18 +3,24 @@
 Per camera (image topic ``<ns>/image_raw``) it publishes under ``<ns>/segmentation/``: ``labels`` (mono8
 train ids, 255 = ignore), ``color`` (rgb8, official palette), ``overlay`` (rgb8), ``confidence`` (mono8 or
 32FC1), ``statistics`` (cityscapes_seg_ros/ClassStatistics) and ``camera_info`` (the camera's
-``<ns>/camera_info``), each with the input's header; ``/diagnostics`` at ``diagnostics_rate``.
+``<ns>/camera_info``), each with the input's header; ``label_info`` (vision_msgs/LabelInfo, transient local,
+once, when vision_msgs is installed); ``/diagnostics`` at ``diagnostics_rate``.
 
 Threads: the executor thread only stores the newest message of each camera in a slot of one (a frame
 still waiting when a newer one arrives is dropped and counted); one worker thread converts, segments
 and publishes, taking the cameras in turn.
+
+``SegmentationCore`` is what the plain node and the lifecycle variant (``lifecycle.py``) share: loading the
+model, the cameras' publishers and subscriptions, the worker, publishing and diagnostics, as steps that
+``SegmentationNode`` runs at construction and the lifecycle node runs on its transitions.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import numpy as np
 import rclpy
@@ -39,9 +45,11 @@ from ..ros_contract.topics import (
     LABELS_ENCODING,
     camera_info_topic,
     input_topic,
+    label_info_topic,
     output_topic,
     segmentation_namespace,
 )
+from .label_info import LABEL_INFO_QOS, LabelInfo, label_info_message
 from .params import SPECS, NodeSettings, ParameterError, declare_parameters, problem
 from .pipeline import DevicePredictor, FrameProcessor, FrameResult
 from .statistics import CameraCounters, LatencyWindow, class_stats, ignored_count
@@ -65,9 +73,10 @@ def dcnv3_backend_name(device_type: str, requested: str) -> str:
 
 
 class Camera:
-    """One input stream: its subscriptions, output publishers, newest-frame slot and counters."""
+    """One input stream: its subscriptions (``subscribe`` / ``unsubscribe``), output publishers, newest-frame slot
+    and counters."""
 
-    def __init__(self, node: SegmentationNode, image_topic: str) -> None:
+    def __init__(self, node: SegmentationCore, image_topic: str) -> None:
         settings = node.settings
         self.image_topic = node.resolve_topic_name(image_topic)
         self.output_ns = segmentation_namespace(self.image_topic)
@@ -77,18 +86,8 @@ class Camera:
         self.camera_info: Optional[CameraInfo] = None
         self.last_statistics_at = -float("inf")
         self._node = node
-        input_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=qos_profile_sensor_data.depth, durability=DurabilityPolicy.VOLATILE,
-            reliability=ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
-        )  # fmt: skip
-        events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         self.input_topic = input_topic(self.image_topic, settings.input_transport)
-        message_type = CompressedImage if settings.input_transport == "compressed" else Image
-        self.subscription = node.create_subscription(message_type, self.input_topic, self._on_image, input_qos,
-                                                     event_callbacks=events)  # fmt: skip
-        self.info_subscription = node.create_subscription(
-            CameraInfo, camera_info_topic(self.image_topic), self._on_camera_info, input_qos
-        )
+        self.subscriptions: List[Any] = []
         output_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=2, durability=DurabilityPolicy.VOLATILE,
             reliability=ReliabilityPolicy.RELIABLE if settings.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
@@ -103,6 +102,45 @@ class Camera:
         self.publishers["camera_info"] = node.create_publisher(
             CameraInfo, output_topic(topic, "camera_info"), output_qos
         )
+        self.label_info_publisher = None
+        if LabelInfo is not None:
+            self.label_info_publisher = node.create_publisher(LabelInfo, label_info_topic(topic), LABEL_INFO_QOS)
+
+    def subscribe(self) -> None:
+        """Subscribe the camera's image and camera_info topics (frames start arriving in the slot)."""
+        settings = self._node.settings
+        input_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=qos_profile_sensor_data.depth, durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        )  # fmt: skip
+        events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
+        message_type = CompressedImage if settings.input_transport == "compressed" else Image
+        self.subscriptions = [
+            self._node.create_subscription(message_type, self.input_topic, self._on_image, input_qos,
+                                           event_callbacks=events),
+            self._node.create_subscription(CameraInfo, camera_info_topic(self.image_topic), self._on_camera_info,
+                                           input_qos),
+        ]  # fmt: skip
+
+    def unsubscribe(self) -> None:
+        """Stop receiving: destroy the subscriptions and drop a frame still waiting in the slot."""
+        for subscription in self.subscriptions:
+            self._node.destroy_subscription(subscription)
+        self.subscriptions = []
+        with self._node.frames_ready:
+            self.pending = None
+
+    def destroy(self) -> None:
+        self.unsubscribe()
+        for publisher in [*self.publishers.values(), self.label_info_publisher]:
+            if publisher is not None:
+                self._node.destroy_publisher(publisher)
+        self.publishers = {}
+        self.label_info_publisher = None
+
+    def publish_label_info(self, stamp: Any) -> None:
+        if self.label_info_publisher is not None:
+            self.label_info_publisher.publish(label_info_message(stamp))
 
     def _on_image(self, msg: Any) -> None:
         """Executor thread: keep only the newest frame; the worker takes it."""
@@ -127,40 +165,102 @@ class Camera:
         return frame
 
     def wanted_outputs(self, settings: NodeSettings) -> Set[str]:
-        """Enabled outputs, less the image outputs nobody subscribes to (with skip_unsubscribed)."""
+        """Enabled outputs, less those nobody subscribes to (with skip_unsubscribed; statistics included)."""
         wanted = set(settings.outputs)
         if settings.skip_unsubscribed:
-            wanted -= {k for k in IMAGE_OUTPUTS if self.publishers[k].get_subscription_count() == 0}
+            wanted = {kind for kind in wanted if self.publishers[kind].get_subscription_count() > 0}
         return wanted
 
 
-class SegmentationNode(Node):
-    """The ROS 2 node; ``predictor`` may be given (tests), otherwise the parameters' model is built."""
+PredictorLoader = Callable[[NodeSettings], DevicePredictor]
 
-    def __init__(self, predictor: Optional[DevicePredictor] = None, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
+
+class SegmentationCore:
+    """The segmentation steps of a node; mixed into an rclpy ``Node`` (plain or lifecycle) that calls
+    ``init_segmentation`` after its own ``__init__``.
+
+    Steps: ``load_model`` / ``free_model``, ``create_cameras`` (publishers) / ``destroy_cameras``,
+    ``start_serving`` (label_info, subscriptions, worker) / ``stop_serving``.
+    """
+
+    def init_segmentation(self) -> None:
+        """Declare and check the parameters (raises ParameterError), the parameter callbacks and diagnostics."""
         self.settings = declare_parameters(self)
-        self.predictor = predictor if predictor is not None else load_predictor(self.settings)
-        self.processor = FrameProcessor(self.predictor)
-        self.model_name = getattr(getattr(self.predictor.model, "cfg", None), "name", self.settings.model)
-        self.dcnv3_backend = dcnv3_backend_name(self.predictor.device.type, self.settings.dcnv3_backend)
+        self.predictor: Optional[DevicePredictor] = None
+        self.processor: Optional[FrameProcessor] = None
+        self.model_name = self.settings.model
+        self.dcnv3_backend = ""
         self.frames_ready = threading.Condition()
-        self._stopping = False
+        self.serving = False
+        self._stopping = True
+        self._worker: Optional[threading.Thread] = None
         self._last_log: Dict[tuple, float] = {}
-        self.cameras: List[Camera] = [Camera(self, topic) for topic in self.settings.image_topics]
+        self.cameras: List[Camera] = []
         if hasattr(self, "add_post_set_parameters_callback"):
             self.add_on_set_parameters_callback(self._check_parameters)
             self.add_post_set_parameters_callback(self._apply_parameters)
         else:  # Humble: no post-set callback, so the checked values are applied where they are checked
             self.add_on_set_parameters_callback(self._check_and_apply_parameters)
+        if LabelInfo is None:
+            self.get_logger().info("vision_msgs (4.1 or newer) is not installed: no segmentation/label_info topic")
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / self.settings.diagnostics_rate, self.publish_diagnostics)
+
+    # ------------------------------------------------------------------ steps
+
+    def load_model(self, predictor: DevicePredictor) -> None:
+        self.predictor = predictor
+        self.processor = FrameProcessor(predictor)
+        self.model_name = getattr(getattr(predictor.model, "cfg", None), "name", self.settings.model)
+        self.dcnv3_backend = dcnv3_backend_name(predictor.device.type, self.settings.dcnv3_backend)
+
+    def free_model(self) -> None:
+        """Drop the model; on a GPU its memory goes back to the device (the allocator's cache emptied)."""
+        device = self.predictor.device if self.predictor is not None else None
+        self.predictor = self.processor = None
+        if device is not None and device.type == "cuda":
+            import torch
+
+            gc.collect()  # tensors held only by reference cycles would keep their blocks
+            torch.cuda.empty_cache()
+
+    def create_cameras(self) -> None:
+        self.cameras = [Camera(self, topic) for topic in self.settings.image_topics]
+
+    def destroy_cameras(self) -> None:
+        for camera in self.cameras:
+            camera.destroy()
+        self.cameras = []
+
+    def start_serving(self) -> None:
+        """Publish the class map, subscribe every camera and start the worker."""
+        stamp = self.get_clock().now().to_msg()
+        for camera in self.cameras:
+            camera.publish_label_info(stamp)
+        self._stopping = False
         self._worker = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
         self._worker.start()
+        for camera in self.cameras:
+            camera.subscribe()
+        self.serving = True
         self.get_logger().info(
             f"{self.model_name} on {self.predictor.device} ({self.settings.precision}, DCNv3 {self.dcnv3_backend}); "
             + "; ".join(f"{c.input_topic} -> {c.output_ns}/" for c in self.cameras)
         )
+
+    def stop_serving(self) -> None:
+        """Unsubscribe every camera and stop the worker (a frame being segmented is finished first)."""
+        self.serving = False
+        for camera in self.cameras:
+            camera.unsubscribe()
+        with self.frames_ready:
+            self._stopping = True
+            self.frames_ready.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            if self._worker.is_alive():
+                self.get_logger().warning("the segmentation worker did not stop within 30 s")
+            self._worker = None
 
     # ------------------------------------------------------------------ parameters
 
@@ -214,6 +314,10 @@ class SegmentationNode(Node):
 
     def process_frame(self, camera: Camera, msg: Any, received_at: float) -> None:
         settings = self.settings
+        wanted = camera.wanted_outputs(settings)
+        if not wanted:  # skip_unsubscribed and nobody listens to any output of this camera
+            camera.counters.skipped_unsubscribed += 1
+            return
         try:
             start = time.perf_counter()
             image = image_msg_to_bgr(msg, settings.max_pixels)
@@ -222,7 +326,6 @@ class SegmentationNode(Node):
             camera.counters.add_bad_input(exc.kind)
             self.log_throttled(camera, exc.kind, f"{camera.input_topic}: bad input image dropped: {exc}")
             return
-        wanted = camera.wanted_outputs(settings)
         try:
             result = self.processor.process(image, settings, wanted)
         except (RuntimeError, ValueError, MemoryError) as exc:  # out of memory included
@@ -290,6 +393,8 @@ class SegmentationNode(Node):
             self.get_logger().error(text)
 
     def publish_diagnostics(self) -> None:
+        if not self.cameras:  # a lifecycle node before configure
+            return
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self._camera_status(camera) for camera in self.cameras]
@@ -300,7 +405,7 @@ class SegmentationNode(Node):
         values = {
             "input_topic": camera.input_topic,
             "model": self.model_name,
-            "device": str(self.predictor.device),
+            "device": str(self.predictor.device) if self.predictor is not None else "",
             "precision": self.settings.precision,
             "dcnv3_backend": self.dcnv3_backend,
             "fps": f"{camera.latency.fps():.2f}",
@@ -311,19 +416,34 @@ class SegmentationNode(Node):
             "dropped": str(c.dropped),
             "bad_inputs": str(c.bad_inputs),
             "failed": str(c.failed),
+            "skipped_unsubscribed": str(c.skipped_unsubscribed),
         }
         values.update({f"bad_inputs.{kind}": str(n) for kind, n in sorted(c.bad_input_kinds.items())})
         healthy = not (c.bad_inputs or c.failed)
         level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN  # bytes: b"\x00" is truthy, so not tested
-        message = ("segmenting" if c.processed else "waiting for images") if healthy else "bad inputs or failures seen"
+        if not healthy:
+            message = "bad inputs or failures seen"
+        elif not self.serving:
+            message = "inactive"
+        else:
+            message = "segmenting" if c.processed else "waiting for images"
         return DiagnosticStatus(
             level=level, name=f"{self.get_name()}: {camera.input_topic}", message=message,
-            hardware_id=str(self.predictor.device), values=[KeyValue(key=k, value=v) for k, v in values.items()],
+            hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )  # fmt: skip
 
     def destroy_node(self) -> None:
-        with self.frames_ready:
-            self._stopping = True
-            self.frames_ready.notify_all()
-        self._worker.join(timeout=30.0)
+        self.stop_serving()
         super().destroy_node()
+
+
+class SegmentationNode(SegmentationCore, Node):
+    """The ROS 2 node: serves from construction. ``predictor`` may be given (tests), otherwise the parameters'
+    model is built."""
+
+    def __init__(self, predictor: Optional[DevicePredictor] = None, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.init_segmentation()
+        self.load_model(predictor if predictor is not None else load_predictor(self.settings))
+        self.create_cameras()
+        self.start_serving()

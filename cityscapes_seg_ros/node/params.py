@@ -140,7 +140,8 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   f"what to publish per camera: any of {', '.join(OUTPUT_KINDS)}",
                   choices=OUTPUT_KINDS, runtime=True, check=_check_outputs),
     ParameterSpec("skip_unsubscribed", True,
-                  "compute and publish image outputs only while someone subscribes to them (statistics always)",
+                  "make and publish each output only while someone subscribes to it; a camera whose outputs "
+                  "(statistics and camera_info included) have no subscriber is not segmented at all",
                   runtime=True),
     ParameterSpec("overlay_alpha", 0.5, "weight of the colour mask in the overlay", value_range=(0.0, 1.0), runtime=True),
     ParameterSpec("confidence_encoding", "mono8",

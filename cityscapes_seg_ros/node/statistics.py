@@ -98,6 +98,7 @@ class CameraCounters:
     dropped: int = 0  # replaced in the slot by a newer frame before the worker took them
     bad_inputs: int = 0
     failed: int = 0  # inference errors (out of memory, ...)
+    skipped_unsubscribed: int = 0  # not segmented: no output of the camera had a subscriber (skip_unsubscribed)
     bad_input_kinds: Dict[str, int] = field(default_factory=dict)
 
     def add_bad_input(self, kind: str) -> None:

@@ -12,6 +12,7 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLASS_STATISTICS_TYPE = "cityscapes_seg_ros/msg/ClassStatistics"
+LABEL_INFO_TYPE = "vision_msgs/msg/LabelInfo"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 
 SEGMENTATION_NAMESPACE = "segmentation"
@@ -25,6 +26,8 @@ OUTPUT_TYPES: Dict[str, str] = {
     "statistics": CLASS_STATISTICS_TYPE,
     "camera_info": CAMERA_INFO_TYPE,
 }
+# The class map (vision_msgs/LabelInfo, transient local, once per camera) beside the outputs; not an `outputs` choice.
+LABEL_INFO = "label_info"
 # Encodings of the image outputs (confidence: mono8 = probability * 255, or 32FC1 = probability).
 LABELS_ENCODING = "mono8"
 COLOR_ENCODING = "rgb8"
@@ -49,6 +52,11 @@ def output_topic(image_topic: str, kind: str) -> str:
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"unknown output {kind!r}; expected one of {', '.join(OUTPUT_KINDS)}")
     return f"{segmentation_namespace(image_topic)}/{kind}"
+
+
+def label_info_topic(image_topic: str) -> str:
+    """``/cam/front/image_raw`` -> ``/cam/front/segmentation/label_info``."""
+    return f"{segmentation_namespace(image_topic)}/{LABEL_INFO}"
 
 
 def camera_info_topic(image_topic: str) -> str:
