@@ -2,6 +2,7 @@
 nothing is subscribed before activate, outputs flow while active and stop on deactivate, cleanup frees the
 model, shutdown works from every state; and ``--lifecycle`` as a process driven by lifecycle_msgs services."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -139,17 +140,20 @@ def test_the_lifecycle_entry_point_serves_once_configured_and_activated(tiny_mod
     from lifecycle_msgs.srv import ChangeState, GetState
 
     config, checkpoint = tiny_model_files
+    name = f"lifecycle_test_{os.getpid()}"  # names of its own: other processes may share the DDS domain
+    image_topic, labels_topic = f"/{name}/image_raw", f"/{name}/segmentation/labels"
     command = [sys.executable, "-m", "cityscapes_seg_ros.node", "--lifecycle", "--ros-args",
                "--params-file", str(ROOT / "config" / "cityscapes_seg.yaml"), "-p", f"model:={config}",
                "-p", f"checkpoint:={checkpoint}", "-p", "dcnv3_backend:=torch", "-p", "inference_size:=[64, 32]",
-               "-p", f"image_topics:=[{INPUT}]", "-p", "outputs:=[labels]"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               "-p", f"image_topics:=[{image_topic}]", "-p", "outputs:=[labels]", "-r", f"__node:={name}"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     context = make_context()
     probe = Probe(context, "lifecycle_process_probe")
     try:
-        probe.listen(Image, LABELS)
-        get_state = probe.node.create_client(GetState, "/cityscapes_seg_node/get_state")
-        change_state = probe.node.create_client(ChangeState, "/cityscapes_seg_node/change_state")
+        probe.listen(Image, labels_topic)
+        images = probe.publisher(Image, image_topic)
+        get_state = probe.node.create_client(GetState, f"/{name}/get_state")
+        change_state = probe.node.create_client(ChangeState, f"/{name}/change_state")
         assert get_state.wait_for_service(timeout_sec=90), process.poll()
 
         def call(client, request):
@@ -161,16 +165,19 @@ def test_the_lifecycle_entry_point_serves_once_configured_and_activated(tiny_mod
                     return future.result()
             raise AssertionError(f"no response from {client.srv_name}: {process.poll()}")
 
-        assert call(get_state, GetState.Request()).current_state.label == "unconfigured"
-        assert frames_meanwhile(probe, 1.0) == 0
-        for transition, state in ((Transition.TRANSITION_CONFIGURE, "inactive"),
-                                  (Transition.TRANSITION_ACTIVATE, "active")):  # fmt: skip
+        def state():
+            return call(get_state, GetState.Request()).current_state.label
+
+        def publish():
+            images.publish(bgr_msg(IMAGE))
+
+        assert state() == "unconfigured"
+        assert not probe.wait_for(lambda: probe.messages(labels_topic), timeout=1.0, publish=publish)
+        for transition, reached in ((Transition.TRANSITION_CONFIGURE, "inactive"),
+                                    (Transition.TRANSITION_ACTIVATE, "active")):  # fmt: skip
             call(change_state, ChangeState.Request(transition=Transition(id=transition)))
-            assert call(get_state, GetState.Request()).current_state.label == state
-        images = probe.publisher(Image, INPUT)
-        assert probe.wait_for(
-            lambda: probe.messages(LABELS), timeout=60, publish=lambda: images.publish(bgr_msg(IMAGE))
-        )
+            assert state() == reached
+        assert probe.wait_for(lambda: probe.messages(labels_topic), timeout=60, publish=publish), "no labels"
     finally:
         probe.close()
         rclpy.try_shutdown(context=context)
