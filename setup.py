@@ -10,31 +10,61 @@ from setuptools import Extension, find_packages, setup
 HERE = Path(__file__).parent
 KERNELS = Path("kernels")
 
-# ROS 2 (kilted) wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses.
-ROS_RUNTIME = [
-    "ros-rclpy",
-    "ros-rmw-fastrtps-cpp",
-    "ros-sensor-msgs",
-    "ros-std-msgs",
-    "ros-diagnostic-msgs",
-    "ros-rosgraph-msgs",  # /clock of cityscapes-seg-bag replay
-]
-ROS_BUILD = ["cmake>=3.16", "ros-ament-package", "catkin-pkg", "empy", "lark"] + [
-    f"ros-{name}"
-    for name in (
-        "ament-cmake ament-cmake-core ament-cmake-export-definitions ament-cmake-export-dependencies "
-        "ament-cmake-export-include-directories ament-cmake-export-interfaces ament-cmake-export-libraries "
-        "ament-cmake-export-link-flags ament-cmake-export-targets ament-cmake-gen-version-h "
-        "ament-cmake-include-directories ament-cmake-libraries ament-cmake-python ament-cmake-ros "
-        "ament-cmake-ros-core ament-cmake-target-dependencies ament-cmake-test ament-cmake-vendor-package "
-        "ament-cmake-version fastrtps-cmake-module python-cmake-module rosidl-adapter rosidl-cli rosidl-cmake "
-        "rosidl-core-generators rosidl-core-runtime rosidl-default-generators rosidl-default-runtime "
-        "rosidl-dynamic-typesupport rosidl-dynamic-typesupport-fastrtps rosidl-generator-c rosidl-generator-cpp "
-        "rosidl-generator-py rosidl-generator-type-description rosidl-parser rosidl-pycommon rosidl-runtime-c "
-        "rosidl-runtime-cpp rosidl-typesupport-c rosidl-typesupport-cpp rosidl-typesupport-fastrtps-c "
-        "rosidl-typesupport-fastrtps-cpp rosidl-typesupport-interface rosidl-typesupport-introspection-c "
-        "rosidl-typesupport-introspection-cpp"
-    ).split()
+# ROS 2 wheels from PyPI: a real rclpy with Fast DDS and the message packages the node uses. `ros-<name>` is the
+# newest distro (Kilted); `ros-jazzy-<name>` pins the Jazzy release. A venv holds one distro's names only: an
+# unversioned `ros-<name>` next to Jazzy's pulls Kilted wheels back in (scripts/setup.sh --distro jazzy).
+ROS_RUNTIME_NAMES = (
+    "rclpy",
+    "rmw-fastrtps-cpp",
+    "sensor-msgs",
+    "std-msgs",
+    "diagnostic-msgs",
+    "rosgraph-msgs",  # /clock of cityscapes-seg-bag replay
+)
+ROS_BUILD_NAMES = (
+    "ament-cmake ament-cmake-core ament-cmake-export-definitions ament-cmake-export-dependencies "
+    "ament-cmake-export-include-directories ament-cmake-export-interfaces ament-cmake-export-libraries "
+    "ament-cmake-export-link-flags ament-cmake-export-targets ament-cmake-gen-version-h "
+    "ament-cmake-include-directories ament-cmake-libraries ament-cmake-python ament-cmake-ros "
+    "ament-cmake-target-dependencies ament-cmake-test ament-cmake-vendor-package "
+    "ament-cmake-version fastrtps-cmake-module python-cmake-module rosidl-adapter rosidl-cli rosidl-cmake "
+    "rosidl-core-generators rosidl-core-runtime rosidl-default-generators rosidl-default-runtime "
+    "rosidl-dynamic-typesupport rosidl-dynamic-typesupport-fastrtps rosidl-generator-c rosidl-generator-cpp "
+    "rosidl-generator-py rosidl-generator-type-description rosidl-parser rosidl-pycommon rosidl-runtime-c "
+    "rosidl-runtime-cpp rosidl-typesupport-c rosidl-typesupport-cpp rosidl-typesupport-fastrtps-c "
+    "rosidl-typesupport-fastrtps-cpp rosidl-typesupport-interface rosidl-typesupport-introspection-c "
+    "rosidl-typesupport-introspection-cpp"
+).split()
+# What ament_cmake_ros needs beyond the common list: Kilted moved it into ament_cmake_ros_core (no Jazzy wheel);
+# Jazzy's ament_cmake_ros 0.12 finds the gmock, gtest and pytest modules itself.
+ROS_BUILD_DISTRO_NAMES = {
+    "kilted": ["ament-cmake-ros-core"],
+    "jazzy": ["ament-cmake-gmock", "ament-cmake-gtest", "ament-cmake-pytest"],
+}
+BUILD_TOOLS = ["cmake>=3.16", "catkin-pkg", "empy", "lark"]
+
+
+def ros_wheels(names, distro: str) -> list[str]:
+    """PyPI names of ROS 2 packages: `ros-<name>` for Kilted (the unversioned wheels), `ros-<distro>-<name>`."""
+    prefix = "ros-" if distro == "kilted" else f"ros-{distro}-"
+    return [prefix + name for name in names]
+
+
+ROS_RUNTIME = ros_wheels(ROS_RUNTIME_NAMES, "kilted")
+ROS_BUILD = BUILD_TOOLS + ros_wheels(["ament-package", *ROS_BUILD_NAMES, *ROS_BUILD_DISTRO_NAMES["kilted"]], "kilted")
+ROS_JAZZY_RUNTIME = ros_wheels(ROS_RUNTIME_NAMES, "jazzy")
+ROS_JAZZY_BUILD = BUILD_TOOLS + ros_wheels(
+    ["ament-package", *ROS_BUILD_NAMES, *ROS_BUILD_DISTRO_NAMES["jazzy"]], "jazzy"
+)
+TEST_TOOLS = [
+    "pytest>=7",
+    "catkin-pkg>=1.0",
+    "cityscapesscripts>=2.2",
+    "ninja>=1.11",
+    # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
+    "numpy<2.4",
+    "rosbags>=0.11,<0.12",  # the bag tools (pinned: see the bag extra)
+    "ruff==0.17.5",  # formatter and linter, run by tests/test_code_style.py (pinned: rules change)
 ]
 
 
@@ -127,17 +157,11 @@ setup(
         "ros-build": ROS_BUILD,
         # cityscapes-seg-bag: bag files without ROS (rosbags); replay and live evaluation add the ros extra.
         "bag": ["rosbags>=0.11,<0.12"],  # bag/writing.py adds chunk CRCs inside rosbags 0.11's MCAP writer
-        "test": [
-            "pytest>=7",
-            "catkin-pkg>=1.0",
-            "cityscapesscripts>=2.2",
-            "ninja>=1.11",
-            # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
-            "numpy<2.4",
-            "rosbags>=0.11,<0.12",  # the bag tools (pinned: see the bag extra)
-            "ruff==0.17.5",  # formatter and linter, run by tests/test_code_style.py (pinned: rules change)
-            *ROS_RUNTIME,
-        ],
+        "test": [*TEST_TOOLS, *ROS_RUNTIME],
+        # The same on ROS 2 Jazzy wheels (scripts/setup.sh --test --distro jazzy): test tools, runtime and build.
+        "ros-jazzy": ROS_JAZZY_RUNTIME,
+        "ros-build-jazzy": ROS_JAZZY_BUILD,
+        "test-jazzy": [*TEST_TOOLS, *ROS_JAZZY_RUNTIME],
     },
     entry_points={
         "console_scripts": [

@@ -7,15 +7,15 @@
 # and their hashes match what a vehicle's vision_msgs publishes. Skipped when vision_msgs.msg.LabelInfo imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=$(cd .venv && pwd)
+VENV=$(cd "${VENV:-.venv}" && pwd)  # VENV=.venv-jazzy: setup.sh --distro jazzy
 PY="$VENV/bin/python"
 if "$PY" -c 'from vision_msgs.msg import LabelInfo' 2>/dev/null; then
   echo "vision_msgs already importable: nothing to build"
   exit 0
 fi
 
-SRC=build/vision_msgs_src
-BUILD=build/vision_msgs
+SRC=${BUILD_ROOT:-build}/vision_msgs_src
+BUILD=${BUILD_ROOT:-build}/vision_msgs
 rm -rf "$SRC" "$BUILD" && mkdir -p "$SRC/msg"
 
 cat > "$SRC/msg/VisionClass.msg" <<'EOF'
