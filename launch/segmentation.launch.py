@@ -145,13 +145,13 @@ def rviz_problem(rviz_text: str) -> Optional[str]:
 
 ARGUMENTS = (
     ("image_topics", "", "camera image topics, a YAML list: \"['/cam/front/image_raw', '/cam/rear/image_raw']\""),
-    ("input_transport", "", "raw or compressed (default: the params file's)"),
-    ("model", "", "model name or mmseg config file (default: the params file's)"),
-    ("checkpoint", "", "hub, hf://owner/repo/file, a .pth path, or none (default: the params file's)"),
-    ("device", "", "auto, cpu, cuda or cuda:<index> (default: the params file's)"),
-    ("use_sim_time", "", "true: follow /clock (default: the params file's, else false)"),
+    ("input_transport", "", "raw or compressed; empty: the params file's"),
+    ("model", "", "model name or mmseg config file; empty: the params file's"),
+    ("checkpoint", "", "hub, hf://owner/repo/file, a .pth path, or none; empty: the params file's"),
+    ("device", "", "auto, cpu, cuda or cuda:<index>; empty: the params file's"),
+    ("use_sim_time", "", "true: follow /clock; empty: the params file's (else false)"),
     ("namespace", "", "namespace of the node (its topics given as absolute names stay as they are)"),
-    ("log_level", "", "debug, info, warn, error or fatal (default: info)"),
+    ("log_level", "", "debug, info, warn, error or fatal; empty: info"),
     ("rviz", "false", "true: also start rviz2 (must be installed) with rviz_config"),
 )
 
