@@ -8,6 +8,7 @@ device), with one error line naming the problem.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import List, Optional
 
@@ -47,6 +48,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # A terminal's Ctrl-C reaches the whole process group, and ros2 launch then sends its own SIGINT:
+        # the second one must not interrupt the teardown (it would leave a traceback and exit -2).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
