@@ -7,7 +7,7 @@ import torch
 from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, reference_dcnv3, rel_err
 
 from cityscapes_seg_ros import build_segmentor, ops
-from cityscapes_seg_ros.ops import compiled, dcnv3_args, dcnv3_compiled, dcnv3_dispatch, dcnv3_torch
+from cityscapes_seg_ros.ops import compiled, dcnv3_args, dcnv3_compiled, dcnv3_dispatch
 from cityscapes_seg_ros.ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
 from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
 
@@ -105,12 +105,13 @@ def test_arguments_are_checked_once_per_call(monkeypatch, backend):
     if backend == "cpu" and load_dcnv3_op("cpu") is None:
         pytest.skip(f"compiled CPU op unavailable: {dcnv3_op_error('cpu')}")
     calls = []
+    check = dcnv3_args.check_dcnv3_args
 
     def counting_check(*args):
         calls.append(args)
-        return dcnv3_args.check_dcnv3_args(*args)
+        return check(*args)
 
-    for module in (dcnv3_dispatch, dcnv3_torch, dcnv3_compiled):  # every module that checks binds the name
+    for module in (dcnv3_args, dcnv3_compiled):  # every module that checks binds the name
         monkeypatch.setattr(module, "check_dcnv3_args", counting_check)
     inputs = make_inputs(1, 5, 6, 2, 16, dtype=torch.float32)
     ops.dcnv3(*inputs, *kernel_args(3, 1, 1, 1, 2, 16, 1.0), backend=backend)

@@ -4,11 +4,34 @@ compiled kernels included, trust it."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-__all__ = ["SUPPORTED_DTYPES", "check_dcnv3_args", "check_dcnv3_result_tensor"]
+__all__ = ["SUPPORTED_DTYPES", "DCNv3Geometry", "check_dcnv3_args", "check_dcnv3_result_tensor"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+class DCNv3Geometry(NamedTuple):
+    """The non-tensor arguments of the DCNv3 core, in the official order: what the checked entries hand to the
+    cores that trust them."""
+
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    stride_w: int
+    pad_h: int
+    pad_w: int
+    dilation_h: int
+    dilation_w: int
+    group: int
+    group_channels: int
+    offset_scale: float
+
+    def checked(self, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> tuple[int, int]:
+        """``check_dcnv3_args`` for these tensors; returns the output size (Ho, Wo)."""
+        return check_dcnv3_args(input, offset, mask, *self[:-1])
 
 
 def check_dcnv3_args(

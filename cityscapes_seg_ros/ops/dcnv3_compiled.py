@@ -19,7 +19,7 @@ from types import ModuleType
 import torch
 
 from . import compiled
-from .dcnv3_args import check_dcnv3_args, check_dcnv3_result_tensor
+from .dcnv3_args import DCNv3Geometry, check_dcnv3_args, check_dcnv3_result_tensor
 from .op_records import DEFAULT_CUDA_ARCHS, OPS
 
 __all__ = [
@@ -175,33 +175,20 @@ def dcnv3_compiled(
     bf16 (accumulated in fp32) and fp64. Offset and mask are cast to the input's dtype; non-contiguous
     tensors are made contiguous. Raises ValueError for bad shapes, RuntimeError when the op is unavailable.
     """
-    args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels)
-    check_dcnv3_args(input, offset, mask, *args)
-    return dcnv3_compiled_unchecked(input, offset, mask, *args, offset_scale)
+    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
+                             group_channels, offset_scale)  # fmt: skip
+    geometry.checked(input, offset, mask)
+    return dcnv3_compiled_unchecked(input, offset, mask, geometry)
 
 
 def dcnv3_compiled_unchecked(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-    offset_scale: float,
+    input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, geometry: DCNv3Geometry
 ) -> torch.Tensor:
     """``dcnv3_compiled`` for arguments that ``check_dcnv3_args`` has accepted."""
     module = _op_for(input.device)
     offset = offset.to(input.dtype)
     mask = mask.to(input.dtype)
-    args = _geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                     group_channels, offset_scale)  # fmt: skip
+    args = _geometry(*geometry)
     if torch.is_grad_enabled() and (input.requires_grad or offset.requires_grad or mask.requires_grad):
         return _DCNv3Function.apply(module, input, offset, mask, *args)
     return module.forward(input.contiguous(), offset.contiguous(), mask.contiguous(), *args, None)

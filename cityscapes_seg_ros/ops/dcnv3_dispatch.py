@@ -15,7 +15,7 @@ import threading
 
 import torch
 
-from .dcnv3_args import check_dcnv3_args
+from .dcnv3_args import DCNv3Geometry
 from .dcnv3_compiled import dcnv3_compiled_unchecked, dcnv3_op_error, load_dcnv3_op
 from .dcnv3_torch import dcnv3_core_torch_unchecked
 
@@ -92,8 +92,9 @@ def dcnv3(
     [N, Ho, Wo, group*K] -> [N, Ho, Wo, group*group_channels] in the input's dtype (fp32, fp16 or bf16,
     accumulated in fp32; fp64 too). ``backend``: "auto", "cuda", "cpu" or "torch". Differentiable.
     """
-    args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels)
-    check_dcnv3_args(input, offset, mask, *args)
+    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
+                             group_channels, offset_scale)  # fmt: skip
+    geometry.checked(input, offset, mask)
     if resolve_backend(input.device, backend) == "torch":
-        return dcnv3_core_torch_unchecked(input, offset, mask, *args, offset_scale)
-    return dcnv3_compiled_unchecked(input, offset, mask, *args, offset_scale)
+        return dcnv3_core_torch_unchecked(input, offset, mask, geometry)
+    return dcnv3_compiled_unchecked(input, offset, mask, geometry)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .dcnv3_args import check_dcnv3_args
+from .dcnv3_args import DCNv3Geometry
 
 __all__ = ["dcnv3_core_torch", "dcnv3_core_torch_unchecked"]
 
@@ -80,28 +80,18 @@ def dcnv3_core_torch(
     offset_scale: float,
 ) -> torch.Tensor:
     """DCNv3 core in PyTorch; see the module docstring for layouts and semantics."""
-    args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels)
-    check_dcnv3_args(input, offset, mask, *args)
-    return dcnv3_core_torch_unchecked(input, offset, mask, *args, offset_scale)
+    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
+                             group_channels, offset_scale)  # fmt: skip
+    geometry.checked(input, offset, mask)
+    return dcnv3_core_torch_unchecked(input, offset, mask, geometry)
 
 
 def dcnv3_core_torch_unchecked(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-    offset_scale: float,
+    input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, geometry: DCNv3Geometry
 ) -> torch.Tensor:
     """``dcnv3_core_torch`` for arguments that ``check_dcnv3_args`` has accepted."""
+    kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w = geometry[:6]
+    dilation_h, dilation_w, group, group_channels, offset_scale = geometry[6:]
     n, h, w, channels = input.shape
     ho = (h + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) // stride_h + 1
     wo = (w + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) // stride_w + 1
