@@ -1,27 +1,38 @@
 """DCNv3 core benchmark: every available backend at the stage shapes of InternImage-T and -L.
 
-Backends: the compiled CPU op, the compiled CUDA op (when a GPU is present), and the pure-PyTorch core
-(``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch``) on each device.
+Backends: the compiled CPU op, the compiled CUDA op (when a GPU is present), the pure-PyTorch core
+(``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch``) on each device, and, with ``--official DIR``, the
+official ``ops_dcnv3`` CUDA extension built in ``DIR`` (``python setup.py build_ext --inplace`` in InternImage's
+``segmentation/ops_dcnv3``; its module is ``DCNv3``), called as the official ``DCNv3Function`` calls it
+(``im2col_step`` 256). The official op has no bf16 kernel.
 
 Shapes: a 1024x2048 input (batch 1), stage sizes 256x512, 128x256, 64x128, 32x64; T: C = 64..512,
 G = 4..32, offset_scale 1; L: C = 160..1280, G = 10..80, offset_scale 2; 3x3 kernel, stride 1, pad 1.
-For each: ms per call (median), GB/s achieved for the compulsory traffic (input, offset, mask read once,
-output written once) and its fraction of the device's copy bandwidth (the memory roofline, measured here
-with a large tensor copy), and the speedup over the pure-PyTorch core on the same device.
+Inputs are fresh random tensors (offsets ~ N(0, 1) pixels, mask a softmax per group).
+For each: ms per call, GB/s achieved for the compulsory traffic (input, offset, mask read once, output written
+once) and its fraction of the device's copy bandwidth (the memory roofline, measured here with a large tensor
+copy), the speedup over the pure-PyTorch core and over the official op, and the relative error of the official
+op's output against ours (``|ours - official| / |official|``, Frobenius norms).
+
+Timing: on CUDA, CUDA events around a loop of calls (enough calls for ~20 ms), the median of 5 such loops per
+figure, after a warm-up; on the CPU the median of ``--reps`` calls (wall clock).
 
     .venv/bin/python benchmarks/dcnv3_bench.py                      # all devices, fp32
-    .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --dtype bf16
+    .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --dtype fp16 --official ops_dcnv3 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 
@@ -36,35 +47,46 @@ MODELS = {
     "L": dict(channels=(160, 320, 640, 1280), groups=(10, 20, 40, 80), offset_scale=2.0),
 }
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+OFFICIAL_IM2COL_STEP = 256  # what the official DCNv3 module passes
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timeit(fn, device, reps, min_time=0.0):
+def timeit_ms(fn: Callable[[], object], device: torch.device, reps: int) -> float:
+    """Milliseconds per call of ``fn`` (see the module doc for the method)."""
     fn()  # warm-up
-    sync(device)
-    times = []
-    t_start = time.perf_counter()
-    while len(times) < reps or (time.perf_counter() - t_start < min_time and len(times) < 50):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    if device.type != "cuda":
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1e3
+    torch.cuda.synchronize(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    calls = max(1, min(1000, int(20.0 / max(start.elapsed_time(end), 1e-3))))
+    loops = []
+    for _ in range(5):
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        end.synchronize()
+        loops.append(start.elapsed_time(end) / calls)
+    return statistics.median(loops)
 
 
-def copy_bandwidth(device, nbytes=256 << 20):
+def copy_bandwidth(device: torch.device, nbytes: int = 256 << 20) -> float:
     """GB/s of a large tensor copy (read + write): the memory roofline for a streaming kernel."""
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
-    ms = timeit(lambda: dst.copy_(src), device, 5)
+    ms = timeit_ms(lambda: dst.copy_(src), device, 5)
     return 2 * nbytes / ms / 1e6
 
 
-def device_name(device):
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
@@ -77,15 +99,64 @@ def device_name(device):
     return platform.processor() or "cpu"
 
 
-def main(argv=None):
+def load_official(folder: Optional[Path]):
+    """The official ``DCNv3`` extension module built in ``folder`` (None without a folder)."""
+    if folder is None:
+        return None
+    sys.path.insert(0, str(folder.resolve()))
+    try:
+        return importlib.import_module("DCNv3")
+    except ImportError as exc:
+        print(f"official op not importable from {folder}: {exc}")
+        return None
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    ref = ref.double()
+    return float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def fmt(value: Optional[float], spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
+    (h, w), c, g = STAGES[stage], spec["channels"][stage], spec["groups"][stage]
+    gen = torch.Generator().manual_seed(1000 * stage + c)
+    k = 9
+    inp = torch.randn(1, h, w, c, generator=gen).to(device, dtype)
+    off = torch.randn(1, h, w, g * k * 2, generator=gen).to(device, dtype)
+    msk = torch.softmax(torch.randn(1, h, w, g, k, generator=gen), -1).reshape(1, h, w, g * k).to(device, dtype)
+    cargs = (3, 3, 1, 1, 1, 1, 1, 1, g, c // g, spec["offset_scale"])
+    nbytes = (2 * inp.numel() + off.numel() + msk.numel()) * inp.element_size()
+    row = dict(stage=stage + 1, h=h, w=w, channels=c, groups=g, bytes=nbytes)
+    with torch.inference_mode():
+        out = torch.empty_like(inp)
+        if device.type in backends:
+            row["ours_ms"] = timeit_ms(lambda: dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps)
+            row["ours_gbs"] = nbytes / row["ours_ms"] / 1e6
+        if not args.no_torch:
+            row["torch_ms"] = timeit_ms(lambda: dcnv3_core_torch(inp, off, msk, *cargs), device, args.torch_reps)
+        if official is not None and device.type == "cuda" and dtype != torch.bfloat16:
+            call = lambda: official.dcnv3_forward(inp, off, msk, *cargs, OFFICIAL_IM2COL_STEP)  # noqa: E731
+            row["official_ms"] = timeit_ms(call, device, args.reps)
+            if "ours_ms" in row:
+                row["official_rel_error"] = relative_error(out, call())
+    return row
+
+
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="all", help="cpu, cuda or all (default)")
     p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     p.add_argument("--models", default="T,L")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=3, help="CPU: calls per figure")
     p.add_argument("--torch-reps", type=int, default=1, help="repetitions of the (slow) pure-PyTorch core")
     p.add_argument("--no-torch", action="store_true", help="skip the pure-PyTorch core")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    p.add_argument("--official", type=Path, default=None, help="folder holding the built official DCNv3 module")
+    p.add_argument("--stages", type=int, default=4, help="first N stages only (dry runs)")
+    p.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,40 +169,36 @@ def main(argv=None):
         devices.append(torch.device("cuda"))
     t = time.perf_counter()
     backends = available_backends()
-    print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s)")
+    official = load_official(args.official)
+    print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s); official op: "
+          f"{'loaded' if official is not None else 'not used'}")  # fmt: skip
     print(f"torch {torch.__version__}, dtype {args.dtype}, batch 1, 1024x2048 input\n")
 
+    results = dict(torch=torch.__version__, dtype=args.dtype, devices=[])
     for device in devices:
         bw = copy_bandwidth(device)
-        print(f"## {device.type}: {device_name(device)}; copy bandwidth (roofline) {bw:.1f} GB/s\n")
-        print("| model | stage | H x W | C | G | compiled ms | GB/s | % roofline | torch core ms | speedup |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        result = dict(device=device.type, name=device_name(device), copy_gbs=bw, rows=[])
+        results["devices"].append(result)
+        print(f"## {device.type}: {result['name']}; copy bandwidth (roofline) {bw:.1f} GB/s\n")
+        print("| model | stage | H x W | C | G | ours ms | GB/s | % roofline | torch core ms | speedup vs torch core | "
+              "official ms | speedup vs official | rel. err. vs official |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for model in args.models.split(","):
-            spec = MODELS[model]
-            for i, ((h, w), c, g) in enumerate(zip(STAGES, spec["channels"], spec["groups"])):
-                gen = torch.Generator().manual_seed(i)
-                k = 9
-                inp = torch.randn(1, h, w, c, generator=gen).to(device, dtype)
-                off = torch.randn(1, h, w, g * k * 2, generator=gen).to(device, dtype)
-                msk = torch.softmax(torch.randn(1, h, w, g, k, generator=gen), -1).reshape(1, h, w, g * k)
-                msk = msk.to(device, dtype)
-                cargs = (3, 3, 1, 1, 1, 1, 1, 1, g, c // g, spec["offset_scale"])
-                nbytes = (2 * inp.numel() + off.numel() + msk.numel()) * inp.element_size()
-                with torch.inference_mode():
-                    ms = gbs = None
-                    if device.type in backends:
-                        out = torch.empty_like(inp)
-                        ms = timeit(lambda: dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps)
-                        gbs = nbytes / ms / 1e6
-                    tms = None
-                    if not args.no_torch:
-                        tms = timeit(lambda: dcnv3_core_torch(inp, off, msk, *cargs), device, args.torch_reps)
-                fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
-                speed = "–" if ms is None or tms is None else f"{tms / ms:.1f}x"
-                print(f"| {model} | {i + 1} | {h}x{w} | {c} | {g} | {fmt(ms, '.1f')} | {fmt(gbs, '.2f')} | "
-                      f"{fmt(None if gbs is None else 100 * gbs / bw, '.0f')} | {fmt(tms, '.1f')} | {speed} |",
-                      flush=True)  # fmt: skip
+            for stage in range(min(args.stages, len(STAGES))):
+                row = bench_stage(device, dtype, MODELS[model], stage, backends, official, args)
+                row["model"] = model
+                result["rows"].append(row)
+                ours, gbs = row.get("ours_ms"), row.get("ours_gbs")
+                vs_torch = None if ours is None or "torch_ms" not in row else row["torch_ms"] / ours
+                vs_official = None if ours is None or "official_ms" not in row else row["official_ms"] / ours
+                print(f"| {model} | {row['stage']} | {row['h']}x{row['w']} | {row['channels']} | {row['groups']} | "
+                      f"{fmt(ours, '.3f')} | {fmt(gbs, '.0f')} | {fmt(None if gbs is None else 100 * gbs / bw, '.0f')}"
+                      f" | {fmt(row.get('torch_ms'), '.3f')} | {fmt(vs_torch, '.1f')} | "
+                      f"{fmt(row.get('official_ms'), '.3f')} | {fmt(vs_official, '.2f')} | "
+                      f"{fmt(row.get('official_rel_error'), '.1e')} |", flush=True)  # fmt: skip
         print()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
