@@ -6,6 +6,7 @@
 #
 #   bash scripts/gpu_check.sh                 # on the GPU machine (device tool), python3 with a CUDA torch
 #   bash scripts/gpu_check.sh --cpu           # dry run here: the same stages, small sizes, CPU, .venv's python
+#   GPU_CHECK_MODELS=t GPU_CHECK_SIZE=512x1024 bash scripts/gpu_check.sh --only build,tests   # a part of it
 #
 # What travels with the device call (git-ignored folders named in `carry`):
 #   .whl/       wheels the GPU machine lacks (deflate; mmcv 1.x lite, mmsegmentation 0.x, addict, yapf,
@@ -52,8 +53,8 @@ if ((cpu)); then
 else
   PY=python3
   DEVICE=cuda
-  SIZE=1024x2048
-  MODELS=t,l
+  SIZE=${GPU_CHECK_SIZE:-1024x2048}
+  MODELS=${GPU_CHECK_MODELS:-t,l}
   OFFICIAL_PY=python3
   if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
