@@ -100,7 +100,10 @@ run_stage() {
 }
 
 # A stage whose script is not in this checkout is reported as absent rather than failed.
-need() { [[ -f "$1" ]] || { summary+=("| $2 | absent ($1) | – |"); return 1; }; }
+need() {
+  [[ -n "$only" && ",$only," != *",$2,"* ]] && return 1
+  [[ -f "$1" ]] || { summary+=("| $2 | absent ($1) | – |"); return 1; }
+}
 
 run_stage environment 60 "$PY" - <<'PY'
 import json, platform, subprocess, torch
@@ -194,7 +197,7 @@ if [[ -n $OFFICIAL_PY && -d .official ]]; then
   run_stage official_model 150 "$OFFICIAL_PY" benchmarks/official_model_bench.py --internimage .official \
     "${ops_arg[@]}" --models "$MODELS" --size "$SIZE" --device "$DEVICE" --warmup $((cpu ? 1 : 3)) \
     --repeats $((cpu ? 1 : 10)) --json "$work/official_model.json"
-else
+elif [[ -z "$only" || ",$only," == *",official_model,"* ]]; then
   summary+=("| official_model | skipped (no official code or interpreter with mmseg) | – |")
 fi
 
