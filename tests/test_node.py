@@ -414,7 +414,7 @@ def test_frames_waiting_on_two_cameras_share_one_forward_and_keep_their_own_head
     front_image, rear_image = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
     topics = {"front": "/cam/front/image_raw", "rear": "/cam/rear/image_raw"}
     with GatedModel(tiny_19_class_model) as gated:
-        node, probe = start_node(model=gated.model, image_topics=list(topics.values()), max_batch_size=4,
+        node, probe = start_node(model=gated.model, image_topics=list(topics.values()), max_batch_size=4, skip_unsubscribed=False,
                                  outputs=["labels", "confidence"], confidence_encoding="32FC1")  # fmt: skip
         for camera in topics:
             probe.listen(Image, f"/cam/{camera}/segmentation/labels")
@@ -458,3 +458,19 @@ def test_frames_waiting_on_two_cameras_share_one_forward_and_keep_their_own_head
 
 def _values_of(status: DiagnosticStatus) -> dict:
     return {kv.key: kv.value for kv in status.values}
+
+
+def test_on_the_cpu_cuda_graphs_is_ignored_with_one_info_line_and_batching_changes_at_runtime(start_node, capfd):
+    node, probe = start_node(outputs=["labels"], cuda_graphs=True)
+    err = capfd.readouterr().err
+    assert len(re.findall(r"\[INFO\].*cuda_graphs is ignored on cpu", err)) == 1, err
+    assert not node.predictor.graph_forward.enabled
+    assert node.set_parameters([Parameter("max_batch_size", value=3)])[0].successful
+    assert node.settings.max_batch_size == 3
+    result = node.set_parameters([Parameter("max_batch_size", value=0)])[0]
+    assert not result.successful and node.settings.max_batch_size == 3
+    assert node.set_parameters([Parameter("cuda_graphs", value=False)])[0].successful
+    probe.listen(DiagnosticArray, "/diagnostics")
+    assert probe.wait_for(
+        lambda: any(_diagnostic(m, "cuda_graphs") == "n/a (not on CUDA)" for m in probe.messages("/diagnostics"))
+    )
