@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics as stats
 import sys
@@ -108,7 +107,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.cameras > 16:
         parser.error("--cameras: the node batches at most 16 frames (max_batch_size)")
 
-    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     first = node_settings(args, 1, True)
     predictor = build_predictor(first.model_options(), predictor_class=DevicePredictor)
     processor = FrameProcessor(predictor)
@@ -135,7 +133,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("| CUDA graphs | batch | ms per frame | frames/s | vs eager batch 1 | preprocess ms | inference ms | postprocess ms |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        graphs = "on" if row["cuda_graphs"] else ("off" if device.type == "cuda" else "n/a (CPU)")
+        graphs = "off" if device.type == "cuda" else "n/a (CPU)"
+        if row["cuda_graphs"]:  # a failed capture runs eagerly: then no graph is held
+            graphs = f"on ({row['graphs_held']} held)" if row["graphs_held"] else "on, capture FAILED (eager)"
         print(f"| {graphs} | {row['batch']} | {row['ms_per_frame']:.2f} | {row['frames_per_s']:.1f} | "
               f"{base / row['ms_per_frame']:.2f}x | {row['preprocess_ms']:.2f} | {row['inference_ms']:.2f} | "
               f"{row['postprocess_ms']:.2f} |")  # fmt: skip
