@@ -378,3 +378,99 @@ def test_without_skip_unsubscribed_frames_are_segmented_for_nobody(start_node, t
         counters = node.cameras[0].counters
         assert probe.wait_for(lambda: counters.processed >= 2, publish=lambda: images.publish(bgr_msg(IMAGE)))
         assert counting.calls >= 2 and counters.skipped_unsubscribed == 0
+
+
+class GatedModel:
+    """Records the batch size of each forward; the first forward waits until ``release()`` (the worker is held
+    there while the test lines up frames)."""
+
+    def __init__(self, model):
+        self.model, self.batch_sizes = model, []
+        self.entered, self._gate = threading.Event(), threading.Event()
+
+    def __enter__(self):
+        self.original = self.model.forward
+
+        def forward(x):
+            self.batch_sizes.append(x.shape[0])
+            if len(self.batch_sizes) == 1:
+                self.entered.set()
+                self._gate.wait(timeout=60)
+            return self.original(x)
+
+        self.model.forward = forward
+        return self
+
+    def release(self):
+        self._gate.set()
+
+    def __exit__(self, *exc):
+        self._gate.set()
+        self.model.forward = self.original
+
+
+def test_frames_waiting_on_two_cameras_share_one_forward_and_keep_their_own_header(start_node, tiny_19_class_model):
+    rng = np.random.default_rng(8)
+    front_image, rear_image = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
+    topics = {"front": "/cam/front/image_raw", "rear": "/cam/rear/image_raw"}
+    with GatedModel(tiny_19_class_model) as gated:
+        node, probe = start_node(model=gated.model, image_topics=list(topics.values()), max_batch_size=4, skip_unsubscribed=False,
+                                 outputs=["labels", "confidence"], confidence_encoding="32FC1")  # fmt: skip
+        for camera in topics:
+            probe.listen(Image, f"/cam/{camera}/segmentation/labels")
+            probe.listen(Image, f"/cam/{camera}/segmentation/confidence")
+        probe.listen(DiagnosticArray, "/diagnostics")
+        publishers = {camera: probe.publisher(Image, topic) for camera, topic in topics.items()}
+        # The worker takes a first frame and is held in its forward ...
+        assert probe.wait_for(gated.entered.is_set, publish=lambda: publishers["front"].publish(bgr_msg(front_image)))
+        # ... while one newer frame per camera arrives and waits.
+        newer = {
+            "front": bgr_msg(front_image, "front_optical", 2, 11),
+            "rear": bgr_msg(rear_image, "rear_optical", 2, 22),
+        }
+        by_topic = {camera.image_topic: camera for camera in node.cameras}
+
+        def both_waiting():
+            pending = [by_topic[topic].pending for topic in topics.values()]
+            return all(p is not None and p[0].header.stamp.sec == 2 for p in pending)
+
+        assert probe.wait_for(both_waiting, publish=lambda: [publishers[c].publish(m) for c, m in newer.items()])
+        gated.release()
+        outputs = [f"/cam/{camera}/segmentation/{kind}" for camera in topics for kind in ("labels", "confidence")]
+        assert probe.wait_for(lambda: all(any(m.header.stamp.sec == 2 for m in probe.messages(t)) for t in outputs))
+
+    assert gated.batch_sizes[:2] == [1, 2], gated.batch_sizes  # the two waiting frames: one forward
+    single = DevicePredictor(tiny_19_class_model, img_scale=(64, 32))
+    for camera, image in (("front", front_image), ("rear", rear_image)):
+        labels, confidence = (next(m for m in probe.messages(f"/cam/{camera}/segmentation/{kind}") if m.header.stamp.sec == 2)
+                              for kind in ("labels", "confidence"))  # fmt: skip
+        for msg in (labels, confidence):
+            assert (msg.header.frame_id, msg.header.stamp.nanosec) == (newer[camera].header.frame_id,
+                                                                       newer[camera].header.stamp.nanosec)  # fmt: skip
+        expected = single.predict(image)  # the frame segmented alone
+        np.testing.assert_array_equal(np.frombuffer(labels.data, np.uint8).reshape(48, 64), expected.train_ids)
+        np.testing.assert_allclose(np.frombuffer(confidence.data, np.float32).reshape(48, 64), expected.confidence,
+                                   rtol=1e-5)  # fmt: skip
+    assert {camera.batch_sizes.largest() for camera in node.cameras} == {2}
+    assert probe.wait_for(lambda: any(len(m.status) == 2 and {_values_of(s)["batch_size_max"] for s in m.status} == {"2"}
+                                      for m in probe.messages("/diagnostics")))  # fmt: skip
+
+
+def _values_of(status: DiagnosticStatus) -> dict:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_on_the_cpu_cuda_graphs_is_ignored_with_one_info_line_and_batching_changes_at_runtime(start_node, capfd):
+    node, probe = start_node(outputs=["labels"], cuda_graphs=True)
+    err = capfd.readouterr().err
+    assert len(re.findall(r"\[INFO\].*cuda_graphs is ignored on cpu", err)) == 1, err
+    assert not node.predictor.graph_forward.enabled
+    assert node.set_parameters([Parameter("max_batch_size", value=3)])[0].successful
+    assert node.settings.max_batch_size == 3
+    result = node.set_parameters([Parameter("max_batch_size", value=0)])[0]
+    assert not result.successful and node.settings.max_batch_size == 3
+    assert node.set_parameters([Parameter("cuda_graphs", value=False)])[0].successful
+    probe.listen(DiagnosticArray, "/diagnostics")
+    assert probe.wait_for(
+        lambda: any(_diagnostic(m, "cuda_graphs") == "n/a (not on CUDA)" for m in probe.messages("/diagnostics"))
+    )

@@ -8,7 +8,8 @@ once, when vision_msgs is installed); ``/diagnostics`` at ``diagnostics_rate``.
 
 Threads: the executor thread only stores the newest message of each camera in a slot of one (a frame
 still waiting when a newer one arrives is dropped and counted); one worker thread converts, segments
-and publishes, taking the cameras in turn.
+and publishes, taking the cameras in turn: at most ``max_batch_size`` waiting frames at once (one per camera,
+its newest), those of one size segmented by one network forward (``pipeline.batch_groups``).
 
 ``SegmentationCore`` is what the plain node and the lifecycle variant (``lifecycle.py``) share: loading the
 model, the cameras' publishers and subscriptions, the worker, publishing and diagnostics, as steps that
@@ -20,6 +21,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set
 
 import numpy as np
@@ -51,8 +53,8 @@ from ..ros_contract.topics import (
 )
 from .label_info import LABEL_INFO_QOS, LabelInfo, label_info_message
 from .params import SPECS, NodeSettings, ParameterError, declare_parameters, problem
-from .pipeline import DevicePredictor, FrameProcessor, FrameResult
-from .statistics import CameraCounters, LatencyWindow, class_stats, ignored_count
+from .pipeline import DevicePredictor, FrameProcessor, FrameResult, batch_groups
+from .statistics import BatchSizeWindow, CameraCounters, LatencyWindow, class_stats, ignored_count
 
 NODE_NAME = "cityscapes_seg_node"
 
@@ -82,6 +84,7 @@ class Camera:
         self.output_ns = segmentation_namespace(self.image_topic)
         self.counters = CameraCounters()
         self.latency = LatencyWindow()
+        self.batch_sizes = BatchSizeWindow()
         self.pending: Optional[tuple[Any, float]] = None  # (message, monotonic receive time)
         self.camera_info: Optional[CameraInfo] = None
         self.last_statistics_at = -float("inf")
@@ -175,6 +178,18 @@ class Camera:
 PredictorLoader = Callable[[NodeSettings], DevicePredictor]
 
 
+@dataclass
+class TakenFrame:
+    """A frame the worker took from a camera's slot, converted to BGR."""
+
+    camera: Camera
+    msg: Any
+    received_at: float  # monotonic
+    image: Optional[np.ndarray] = None
+    wanted: Set[str] = frozenset()
+    convert_ms: float = 0.0
+
+
 class SegmentationCore:
     """The segmentation steps of a node; mixed into an rclpy ``Node`` (plain or lifecycle) that calls
     ``init_segmentation`` after its own ``__init__``.
@@ -213,6 +228,8 @@ class SegmentationCore:
         self.processor = FrameProcessor(predictor)
         self.model_name = getattr(getattr(predictor.model, "cfg", None), "name", self.settings.model)
         self.dcnv3_backend = dcnv3_backend_name(predictor.device.type, self.settings.dcnv3_backend)
+        if self.settings.cuda_graphs and predictor.device.type != "cuda":
+            self.get_logger().info(f"cuda_graphs is ignored on {predictor.device} (CUDA only)")
 
     def free_model(self) -> None:
         """Drop the model; on a GPU its memory goes back to the device (the allocator's cache emptied)."""
@@ -284,58 +301,82 @@ class SegmentationCore:
 
     # ------------------------------------------------------------------ worker
 
-    def _next_frame(self) -> Optional[tuple[Camera, Any, float]]:
-        """Block until a camera has a frame (cameras taken in turn) or the node stops."""
+    def _next_frames(self) -> Optional[List[TakenFrame]]:
+        """Block until a camera has a frame or the node stops; then take the frames waiting, at most
+        ``max_batch_size``, cameras in turn (the served ones go last)."""
         with self.frames_ready:
             while not self._stopping:
-                for camera in self.cameras:
+                taken = []
+                for camera in list(self.cameras):
+                    if len(taken) == self.settings.max_batch_size:
+                        break
                     frame = camera.take()
                     if frame is not None:
-                        self.cameras.remove(camera)  # round robin: the served camera goes last
+                        taken.append(TakenFrame(camera, *frame))
+                        self.cameras.remove(camera)  # round robin
                         self.cameras.append(camera)
-                        return camera, frame[0], frame[1]
+                if taken:
+                    return taken
                 self.frames_ready.wait(timeout=0.5)
         return None
 
     def _work(self) -> None:
         while True:
-            item = self._next_frame()
-            if item is None:
+            frames = self._next_frames()
+            if frames is None:
                 return
             try:
-                self.process_frame(*item)
+                self.process_frames(frames)
             except Exception as exc:  # noqa: BLE001 - never let one frame stop the worker
                 if self._stopping or not rclpy.ok(context=self.context):
                     return
-                item[0].counters.failed += 1
-                self.log_throttled(
-                    item[0], "failure", f"{item[0].input_topic}: frame failed: {type(exc).__name__}: {exc}"
-                )
+                for frame in frames:
+                    frame.camera.counters.failed += 1
+                    self.log_throttled(frame.camera, "failure",
+                                       f"{frame.camera.input_topic}: frame failed: {type(exc).__name__}: {exc}")  # fmt: skip
 
-    def process_frame(self, camera: Camera, msg: Any, received_at: float) -> None:
+    def process_frames(self, frames: List[TakenFrame]) -> None:
+        """Convert the taken frames, segment those of one size together and publish each with its own header."""
         settings = self.settings
-        wanted = camera.wanted_outputs(settings)
-        if not wanted:  # skip_unsubscribed and nobody listens to any output of this camera
+        ready = [frame for frame in frames if self._convert(frame, settings)]
+        for group in batch_groups([frame.image.shape for frame in ready], settings):
+            batch = [ready[index] for index in group]
+            try:
+                results = self.processor.process_batch(
+                    [frame.image for frame in batch], settings, [frame.wanted for frame in batch]
+                )
+            except (RuntimeError, ValueError, MemoryError) as exc:  # out of memory included
+                for frame in batch:
+                    frame.camera.counters.failed += 1
+                    self.log_throttled(
+                        frame.camera, "inference", f"{frame.camera.input_topic}: segmentation failed: {exc}"
+                    )
+                continue
+            for frame, result in zip(batch, results):
+                camera = frame.camera
+                result.timings_ms["preprocess"] += frame.convert_ms
+                self.publish_outputs(camera, frame.msg.header, frame.image, result, frame.wanted, settings)
+                camera.counters.processed += 1
+                camera.latency.add(time.monotonic() - frame.received_at)
+                camera.batch_sizes.add(len(batch))
+
+    def _convert(self, frame: TakenFrame, settings: NodeSettings) -> bool:
+        """Fill ``frame.image`` and ``frame.wanted``; False when the frame is not to be segmented (nobody
+        subscribes to its camera's outputs, or a bad input, counted and logged)."""
+        camera = frame.camera
+        frame.wanted = camera.wanted_outputs(settings)
+        if not frame.wanted:  # skip_unsubscribed and nobody listens to any output of this camera
             camera.counters.skipped_unsubscribed += 1
-            return
+            return False
         try:
             start = time.perf_counter()
-            image = image_msg_to_bgr(msg, settings.max_pixels)
-            convert_ms = (time.perf_counter() - start) * 1e3
+            frame.image = image_msg_to_bgr(frame.msg, settings.max_pixels)
+            frame.convert_ms = (time.perf_counter() - start) * 1e3
         except BadImageError as exc:
             camera.counters.add_bad_input(exc.kind)
             self.log_throttled(camera, exc.kind, f"{camera.input_topic}: bad input image dropped: {exc}")
-            return
-        try:
-            result = self.processor.process(image, settings, wanted)
-        except (RuntimeError, ValueError, MemoryError) as exc:  # out of memory included
-            camera.counters.failed += 1
-            self.log_throttled(camera, "inference", f"{camera.input_topic}: segmentation failed: {exc}")
-            return
-        result.timings_ms["preprocess"] += convert_ms
-        self.publish_outputs(camera, msg.header, image, result, wanted, settings)
-        camera.counters.processed += 1
-        camera.latency.add(time.monotonic() - received_at)
+            return False
+        return True
 
     def publish_outputs(self, camera: Camera, header: Any, image: np.ndarray, result: FrameResult,
                         wanted: Set[str], settings: NodeSettings) -> None:  # fmt: skip
@@ -417,6 +458,9 @@ class SegmentationCore:
             "bad_inputs": str(c.bad_inputs),
             "failed": str(c.failed),
             "skipped_unsubscribed": str(c.skipped_unsubscribed),
+            "batch_size_mean": f"{camera.batch_sizes.mean():.2f}",
+            "batch_size_max": str(camera.batch_sizes.largest()),
+            "cuda_graphs": self._graphs_state(),
         }
         values.update({f"bad_inputs.{kind}": str(n) for kind, n in sorted(c.bad_input_kinds.items())})
         healthy = not (c.bad_inputs or c.failed)
@@ -431,6 +475,12 @@ class SegmentationCore:
             level=level, name=f"{self.get_name()}: {camera.input_topic}", message=message,
             hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )  # fmt: skip
+
+    def _graphs_state(self) -> str:
+        if self.predictor is None or self.predictor.device.type != "cuda":
+            return "n/a (not on CUDA)"
+        graphs = self.predictor.graph_forward
+        return f"on ({graphs.held} captured)" if graphs.enabled else "off"
 
     def destroy_node(self) -> None:
         self.stop_serving()

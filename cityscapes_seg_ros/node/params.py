@@ -122,6 +122,13 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   "none: run the network at the input resolution", choices=("keep_ratio", "none"), runtime=True),
     ParameterSpec("mode", "whole", "whole image or sliding 512x1024 windows", choices=MODES, runtime=True),
     ParameterSpec("tta", "none", "test-time augmentation", choices=TTA_CHOICES, runtime=True),
+    ParameterSpec("max_batch_size", 1,
+                  "most frames (one per camera, the newest each) that go through the network as one batch; only "
+                  "frames of one size, without TTA, in whole mode are batched; 1: one frame at a time",
+                  value_range=(1, 16), runtime=True),
+    ParameterSpec("cuda_graphs", True,
+                  "on a GPU, replay the network's forward as a CUDA graph per input size and batch size (captured "
+                  "on the first frame of each; whole mode, no multi-scale TTA); ignored on the CPU", runtime=True),
     ParameterSpec("image_topics", ["/camera/image_raw"],
                   "input image topics, one camera each; outputs go to <topic's namespace>/segmentation/",
                   check=_check_topics),
@@ -178,6 +185,8 @@ class NodeSettings:
     resize: str
     mode: str
     tta: str
+    max_batch_size: int
+    cuda_graphs: bool
     image_topics: Tuple[str, ...]
     input_transport: str
     input_reliability: str

@@ -4,25 +4,37 @@ On a GPU the preprocessing (resize, flip, normalisation), argmax, colour, overla
 torch ops on the device and only the finished images are copied back. On the CPU the official OpenCV
 preprocessing is kept, the class decision is the compiled one-pass op (``ops.decode_scores``) and the
 post-processing uses OpenCV / numpy (palette lookup, addWeighted, bincount).
+
+Frames of one size from several cameras go through the network as one batch (``FrameProcessor.process_batch``,
+grouped by ``batch_groups``); each frame's result equals what ``process`` makes of it alone. On CUDA the
+network forward of the node's fixed input size is replayed as a CUDA graph (``graph_forward.GraphForward``,
+parameter ``cuda_graphs``), frames are uploaded and results downloaded through pinned host memory
+(``host_transfer``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Collection, Dict, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..graph_forward import GraphForward
 from ..inference import MEAN_RGB, STD_RGB, Predictor, rescale_size
 from ..labels import IGNORE_TRAIN_ID, TRAIN_ID_PALETTE
+from ..models.layers import resize_bilinear
+from ..ops import score_decode
 from ..ops.score_decode import decode_scores
 from ..visualize import colorize, overlay
+from .host_transfer import download, upload
 from .params import NodeSettings
-from .statistics import count_classes
+from .statistics import class_histogram, count_classes
+
+GRAPHS_PER_PREDICTOR = 8  # one per (input size, batch size): the node's fixed size for 1..max_batch_size frames
 
 
 @dataclass
@@ -39,10 +51,22 @@ class FrameResult:
 
 
 class DevicePredictor(Predictor):
-    """A ``Predictor`` whose preprocessing runs on the device when that is a GPU, timing it."""
+    """A ``Predictor`` whose preprocessing runs on the device when that is a GPU, timing it; on CUDA its
+    whole-image forward is replayed from CUDA graphs (``graph_forward``) unless ``graph_forward.enabled`` is off."""
 
     preprocess_s = 0.0
     _device_image: Optional[torch.Tensor] = None  # uint8 [1, 3, H, W] BGR of the current frame, on the GPU
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.graph_forward = GraphForward(
+            super().encode_decode, enabled=self.device.type == "cuda", max_graphs=GRAPHS_PER_PREDICTOR
+        )
+
+    def encode_decode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "whole":  # slide mode's windows are not captured
+            return self.graph_forward(x)
+        return super().encode_decode(x)
 
     def prepare(self, image_bgr: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
         start = time.perf_counter()
@@ -70,10 +94,17 @@ class DevicePredictor(Predictor):
     def device_image(self, image_bgr: np.ndarray) -> torch.Tensor:
         """The frame as uint8 [1, 3, H, W] BGR on the device (uploaded once per frame)."""
         if self._device_image is None:
-            self._device_image = (
-                torch.from_numpy(np.ascontiguousarray(image_bgr)).to(self.device).permute(2, 0, 1)[None]
-            )
+            self._device_image = upload(image_bgr, self.device).permute(2, 0, 1)[None]
         return self._device_image
+
+    @property
+    def uploaded_image(self) -> Optional[torch.Tensor]:
+        """The current frame's upload (GPU), None before ``prepare`` and on the CPU."""
+        return self._device_image
+
+    def use_device_image(self, device_image: Optional[torch.Tensor]) -> None:
+        """Make ``device_image`` (a frame's ``uploaded_image`` kept from its ``prepare``) the current frame's again."""
+        self._device_image = device_image
 
     def new_frame(self) -> None:
         self.preprocess_s = 0.0
@@ -92,6 +123,13 @@ class FrameProcessor:
         self.predictor.mode = settings.mode
         self.predictor.tta = settings.tta
         self.predictor.img_scale = tuple(settings.inference_size)
+        graphs = self.predictor.graph_forward
+        # Multi-scale TTA runs six input sizes a frame: eager, rather than six graphs held.
+        wanted = settings.cuda_graphs and self.device.type == "cuda" and settings.tta in ("none", "flip")
+        if graphs.enabled and not wanted:
+            graphs.clear()
+            torch.cuda.empty_cache()  # the graphs' memory back to the device
+        graphs.enabled = wanted
 
     def process(self, image_bgr: np.ndarray, settings: NodeSettings, wanted: Collection[str]) -> FrameResult:
         """``wanted``: which of color, overlay, confidence to make (labels and statistics always)."""
@@ -120,6 +158,58 @@ class FrameProcessor:
         }
         return result
 
+    def process_batch(
+        self, images: Sequence[np.ndarray], settings: NodeSettings, wanted: Sequence[Collection[str]]
+    ) -> List[FrameResult]:
+        """Frames of one size through the network as one batch; ``wanted[i]`` is what ``process`` would make of
+        ``images[i]``, and so is each result (its own preprocess and postprocess times; the batch's inference time).
+
+        One frame, or settings that are not ``batchable``, run ``process`` frame by frame. Raises ``ValueError``
+        for frames of different sizes (``batch_groups`` keeps them apart).
+        """
+        if len(images) != len(wanted):
+            raise ValueError(f"{len(images)} images but {len(wanted)} output sets")
+        if len(images) == 1 or not batchable(settings):
+            return [self.process(image, settings, outputs) for image, outputs in zip(images, wanted)]
+        if len({image.shape for image in images}) != 1:
+            raise ValueError(f"a batch takes frames of one size, got {sorted({image.shape for image in images})}")
+        predictor = self.predictor
+        self.apply_settings(settings)
+        height, width = images[0].shape[:2]
+        if settings.resize == "none":
+            predictor.img_scale = (max(height, width), min(height, width))
+        start = time.perf_counter()
+        inputs, uploads, preprocess_ms = [], [], []
+        for image in images:
+            predictor.new_frame()
+            inputs.append(predictor.prepare(image, predictor.img_scale, False))
+            uploads.append(predictor.uploaded_image)
+            preprocess_ms.append(predictor.preprocess_s * 1e3)
+        logits = predictor.encode_decode(torch.cat(inputs))  # [N, C, h, w]
+        decisions = [decide_from_logits(frame_logits, (height, width)) for frame_logits in logits]
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        inference_ms = (time.perf_counter() - start) * 1e3 - sum(preprocess_ms)
+        results = []
+        subset = settings.class_subset
+        for image, outputs, (train_ids, confidence), upload_, pre_ms in zip(
+            images, wanted, decisions, uploads, preprocess_ms
+        ):
+            post_start = time.perf_counter()
+            if self.device.type == "cpu":
+                result = self._postprocess_numpy(image, train_ids.numpy(), confidence.numpy(), subset, settings,
+                                                 outputs)  # fmt: skip
+            else:
+                predictor.use_device_image(upload_)
+                result = self._postprocess_device(image, train_ids, confidence, subset, settings, outputs)
+            result.timings_ms = {
+                "preprocess": pre_ms,
+                "inference": inference_ms,
+                "postprocess": (time.perf_counter() - post_start) * 1e3,
+            }
+            results.append(result)
+        return results
+
     @staticmethod
     def _postprocess_numpy(image_bgr, train_ids, confidence, subset, settings, wanted) -> FrameResult:
         if subset is not None:
@@ -142,16 +232,50 @@ class FrameProcessor:
             index = torch.tensor(subset, device=self.device)
             keep[index] = index.to(torch.uint8)
             train_ids = keep[train_ids.long()]
-        counts, sums = count_classes(train_ids, confidence)
+        counts, sums = class_histogram(train_ids, confidence)
         color = blended = None
         if "color" in wanted or "overlay" in wanted:
             color_t = self._palette[train_ids.long()]  # [H, W, 3] RGB
-            color = color_t.cpu().numpy() if "color" in wanted else None
+            color = color_t if "color" in wanted else None
             if "overlay" in wanted:
                 image_rgb = self.predictor.device_image(image_bgr)[0].flip(0).permute(1, 2, 0).float()
                 alpha = settings.overlay_alpha
                 mixed = (image_rgb * (1.0 - alpha) + color_t.float() * alpha + 0.5).floor().clamp(0, 255)
                 ignored = (train_ids == IGNORE_TRAIN_ID)[:, :, None]
-                blended = torch.where(ignored, image_rgb, mixed).to(torch.uint8).cpu().numpy()
-        conf = confidence.float().cpu().numpy() if "confidence" in wanted else None
-        return FrameResult(train_ids.cpu().numpy(), conf, color, blended, counts, sums)
+                blended = torch.where(ignored, image_rgb, mixed).to(torch.uint8)
+        conf = confidence.float() if "confidence" in wanted else None
+        ids, conf, color, blended, counts, sums = download([train_ids, conf, color, blended, counts, sums])
+        return FrameResult(ids, conf, color, blended, counts, sums)
+
+
+def batchable(settings: NodeSettings) -> bool:
+    """Whether frames can share a forward under these settings: whole mode, no test-time augmentation."""
+    return settings.mode == "whole" and settings.tta == "none"
+
+
+def batch_groups(shapes: Sequence[Tuple[int, ...]], settings: NodeSettings) -> List[List[int]]:
+    """Indices of the frames (by their image shapes) that go through the network together, in order of first
+    appearance: frames of one size, at most ``max_batch_size`` a group; every frame alone when not ``batchable``."""
+    if not batchable(settings) or settings.max_batch_size == 1:
+        return [[index] for index in range(len(shapes))]
+    groups: Dict[Tuple[int, ...], List[List[int]]] = {}
+    ordered: List[List[int]] = []
+    for index, shape in enumerate(shapes):
+        same_size = groups.setdefault(tuple(shape), [])
+        if not same_size or len(same_size[-1]) == settings.max_batch_size:
+            same_size.append([])
+            ordered.append(same_size[-1])
+        same_size[-1].append(index)
+    return ordered
+
+
+def decide_from_logits(logits: torch.Tensor, size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One frame's logits [C, h, w] -> train ids uint8 [H, W] and confidence float32 [H, W] at ``size``.
+
+    What ``FrameProcessor.process`` decides for a frame alone (its logits resized to the image, then the decision).
+    """
+    # replaced at merge: ops.score_decode.decode_logits (the fused resize + decision) where it exists
+    fused = getattr(score_decode, "decode_logits", None)
+    if fused is not None:
+        return fused(logits, tuple(size))
+    return decode_scores(resize_bilinear(logits[None], tuple(size))[0], True)

@@ -36,12 +36,20 @@ def count_classes(train_ids: Array, confidence: Optional[Array] = None) -> tuple
     Runs where the data is (``torch.bincount`` on a tensor, ``ops.label_histogram`` on numpy).
     """
     if isinstance(train_ids, torch.Tensor):
-        flat = train_ids.reshape(-1).to(torch.int64)
-        counts = torch.bincount(flat, minlength=256)
-        sums = torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=256) if confidence is not None \
-            else torch.zeros(256, dtype=torch.float64, device=flat.device)  # fmt: skip
+        counts, sums = class_histogram(train_ids, confidence)
         return counts.cpu().numpy(), sums.cpu().numpy()
     return label_histogram(train_ids, confidence)
+
+
+def class_histogram(
+    train_ids: torch.Tensor, confidence: Optional[torch.Tensor] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count_classes`` of tensors, left on their device: int64 [256] pixels and float64 [256] summed confidence."""
+    flat = train_ids.reshape(-1).to(torch.int64)
+    counts = torch.bincount(flat, minlength=256)
+    if confidence is None:
+        return counts, torch.zeros(256, dtype=torch.float64, device=flat.device)
+    return counts, torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=256)
 
 
 def class_stats(
@@ -87,6 +95,26 @@ class LatencyWindow:
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+
+class BatchSizeWindow:
+    """The sizes of the last ``size`` network batches a camera's frames went through: mean and largest."""
+
+    def __init__(self, size: int = 300) -> None:
+        self._sizes: Deque[int] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, batch_size: int) -> None:
+        with self._lock:
+            self._sizes.append(batch_size)
+
+    def mean(self) -> float:
+        with self._lock:
+            return sum(self._sizes) / len(self._sizes) if self._sizes else math.nan
+
+    def largest(self) -> int:
+        with self._lock:
+            return max(self._sizes, default=0)
 
 
 @dataclass
