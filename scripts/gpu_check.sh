@@ -118,7 +118,7 @@ print(json.dumps(info))
 PY
 
 if ((cpu)); then
-  summary+=("| build | skipped (--cpu: .venv's ops) | – |")
+  [[ -z "$only" || ",$only," == *",build,"* ]] && summary+=("| build | skipped (--cpu: .venv's ops) | – |")
 else
   # Not `pip install`: setuptools builds the extensions one after the other. Each op is built just in time by its
   # own process instead (ops/compiled.py, the same flags and digest), all at once, with the package on PYTHONPATH.
@@ -202,8 +202,13 @@ elif [[ -z "$only" || ",$only," == *",official_model,"* ]]; then
 fi
 
 if need benchmarks/node_gpu_bench.py node; then
-  run_stage node 90 "$PY" benchmarks/node_gpu_bench.py --device "$DEVICE" $( ((cpu)) && echo --small) \
-    --json "$work/node.json"
+  if ((cpu)); then
+    run_stage node 120 "$PY" benchmarks/node_gpu_bench.py --device cpu --size 64x128 --cameras 2 --runs 1 --warmup 1 \
+      --json "$work/node.json"
+  else
+    run_stage node 90 "$PY" benchmarks/node_gpu_bench.py --device cuda --json "$work/node.json"
+    run_stage node_bf16 90 "$PY" benchmarks/node_gpu_bench.py --device cuda --precision bf16 --json "$work/node_bf16.json"
+  fi
 fi
 
 {
