@@ -175,9 +175,10 @@ def test_tiny_segmentor_compiles_to_one_graph_and_equals_eager(tiny_segmentor):
             assert rel_err(compiled_model(x), tiny_segmentor(x)) <= 1e-4
 
 
-def test_tiny_segmentor_exports_with_one_op_per_dcnv3_layer(tiny_segmentor):
+@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
+def test_tiny_segmentor_exports_with_one_op_per_dcnv3_layer(tiny_segmentor, strict):
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(53))
-    exported = torch.export.export(tiny_segmentor, (x,))
+    exported = torch.export.export(tiny_segmentor, (x,), strict=strict)
     layers = dcnv3_layers(tiny_segmentor)
     assert layers > 0
     assert op_count(exported.graph, torch.ops.cityscapes_seg.dcnv3.default) == layers
@@ -290,14 +291,29 @@ def test_cuda_graph_capture_replays_the_operator(monkeypatch, core_name):
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
-def test_cuda_tiny_segmentor_compiled_equals_eager(tiny_t_fixture):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_dcnv3_module_compiled_with_inductor_equals_eager(dtype):
+    torch.manual_seed(65)
+    module = DCNv3(channels=64, group=4).eval().to("cuda", dtype)
+    compiled_module = torch.compile(module, fullgraph=True)
+    gen = torch.Generator().manual_seed(66)
+    with torch.no_grad():
+        for _ in range(2):
+            x = torch.randn(2, 16, 24, 64, generator=gen).to("cuda", dtype)
+            got, expected = compiled_module(x), module(x)
+            assert got.dtype == dtype
+            assert rel_err(got.double(), expected.double()) <= (1e-5 if dtype == torch.float32 else 2e-2)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_tiny_segmentor_compiles_and_exports_with_the_op(tiny_t_fixture):
     torch.manual_seed(63)
     model = build_segmentor(tiny_t_fixture["config"], device="cuda")
-    compiled_model = torch.compile(model, fullgraph=True)
+    compiled_model = torch.compile(model, backend="aot_eager", fullgraph=True)
     gen = torch.Generator().manual_seed(64)
     with torch.no_grad():
         for _ in range(2):
             x = torch.randn(1, 3, 64, 96, generator=gen).cuda()
             assert rel_err(compiled_model(x), model(x)) <= 1e-4
-        exported = torch.export.export(model, (x,))
+    exported = torch.export.export(model, (x,))
     assert op_count(exported.graph, torch.ops.cityscapes_seg.dcnv3.default) == dcnv3_layers(model)

@@ -9,14 +9,14 @@
   an op too, not Python.
 
 Both run, on the tensors' device, the compiled op of ``kernels/dcnv3`` when it loads (``dcnv3_compiled.py``)
-and the pure-PyTorch core otherwise (its autograd, through ``torch.func.vjp``, for the backward). Both check
-their arguments (ValueError naming the problem); offset and mask are cast to the input's dtype, the gradients
-back to theirs. Fake kernels give the shapes to tracing. The op is registered when this module is first
+and the pure-PyTorch core otherwise (its autograd for the backward). Both check their arguments (ValueError
+naming the problem); offset and mask are cast to the input's dtype, the gradients back to theirs. Fake kernels
+give the shapes to tracing. The kernels launch on the current CUDA stream, allocate through torch and never
+wait for the device, so a CUDA graph may capture them. The op is registered when this module is first
 imported, i.e. on the first use of ``ops.dcnv3`` or of the model, never by ``import cityscapes_seg_ros``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: torch.library reads the schema from the annotations.
 import contextlib
 from typing import Any, Iterator
 
