@@ -81,6 +81,12 @@ def test_the_operator_checks_its_arguments():
         dcnv3_op(inp, off, msk, 3, 3, 1, 1, 1, 1, 1, 1, 2, 4, 2.0)
 
 
+def test_ops_dcnv3_names_a_non_tensor_in_one_line():
+    inp, off, msk = (t.detach() for t in gradcheck_inputs())
+    with pytest.raises(TypeError, match="^dcnv3: mask must be a tensor, got list$"):
+        ops.dcnv3(inp, off, msk.tolist(), *GRADCHECK_ARGS)
+
+
 # ------------------------------------------------------------------------------------------ values, gradients
 
 

@@ -17,7 +17,7 @@ import threading
 
 import torch
 
-from .dcnv3_args import DCNv3Geometry
+from .dcnv3_args import DCNv3Geometry, check_dcnv3_tensor_types
 from .dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
 from .dcnv3_library import dcnv3_op
 from .dcnv3_torch import dcnv3_core_torch_unchecked
@@ -106,6 +106,7 @@ def dcnv3(
     if _requested_backend(backend) == "torch":
         geometry.checked(input, offset, mask)
         return dcnv3_core_torch_unchecked(input, offset, mask, geometry)
+    check_dcnv3_tensor_types(input, offset, mask)  # the one-line error, before the operator's own
     if not torch.compiler.is_compiling():  # compiled code calls the operator, which chooses its core itself
         resolve_backend(input.device, backend)  # logs the choice; raises when an explicit choice cannot run
     return dcnv3_op(input, offset, mask, *geometry)  # the operator checks the arguments
