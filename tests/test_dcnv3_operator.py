@@ -309,7 +309,7 @@ def test_cuda_dcnv3_module_compiled_with_inductor_equals_eager(dtype):
             x = torch.randn(2, 16, 24, 64, generator=gen).to("cuda", dtype)
             got, expected = compiled_module(x), module(x)
             assert got.dtype == dtype
-            assert rel_err(got.double(), expected.double()) <= (1e-5 if dtype == torch.float32 else 3e-2)
+            assert rel_err(got.double(), expected.double()) <= (1e-4 if dtype == torch.float32 else 3e-2)
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
