@@ -5,7 +5,9 @@ query  = GELU(LN(depthwise3x3(x)))            -> offset (G*K*2 per pixel), mask 
 out    = output_proj(core(value, offset, mask))
 
 The core (bilinear sampling at the 3x3 grid plus learned offsets, weighted by the mask) is
-``cityscapes_seg_ros.ops.dcnv3``, which picks the fastest available backend.
+``cityscapes_seg_ros.ops.dcnv3``: the operator ``torch.ops.cityscapes_seg.dcnv3`` (one node to
+``torch.compile`` and ``torch.export``, the compiled kernel when it loads), or with ``backend = "torch"`` the
+pure-PyTorch core as plain PyTorch ops.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class DCNv3(nn.Module):
         self.stride = stride
         self.pad = pad
         self.dilation = dilation
-        self.backend = "auto"  # "torch" forces the pure-PyTorch core
+        self.backend = "auto"  # the operator; "torch" forces the pure-PyTorch core
 
         points = kernel_size * kernel_size
         self.dw_conv = nn.Sequential(

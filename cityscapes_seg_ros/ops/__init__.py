@@ -2,7 +2,8 @@
 fallback.
 
 * ``dcnv3(...)``: the DCNv3 core, backend "auto", "cuda", "cpu" or "torch" (``dcnv3_dispatch.py``);
-  ``dcnv3_core_torch`` is its pure-PyTorch core.
+  ``dcnv3_op`` is the PyTorch operator ``torch.ops.cityscapes_seg.dcnv3`` it calls (``dcnv3_library.py``,
+  registered on first use), ``dcnv3_core_torch`` its pure-PyTorch core.
 * ``decode_scores``, ``label_histogram``: the per-pixel class decision and its histogram (``score_decode.py``).
 * ``png_unfilter.png_unfilter``: the row unfilter of the evaluator's label PNGs (no torch needed).
 
@@ -20,6 +21,7 @@ _LAZY = {
     "dcnv3": "dcnv3_dispatch",
     "resolve_backend": "dcnv3_dispatch",
     "dcnv3_core_torch": "dcnv3_torch",
+    "dcnv3_op": "dcnv3_library",
     "decode_scores": "score_decode",
     "label_histogram": "score_decode",
 }

@@ -8,7 +8,13 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["SUPPORTED_DTYPES", "DCNv3Geometry", "check_dcnv3_args", "check_dcnv3_result_tensor"]
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "DCNv3Geometry",
+    "check_dcnv3_args",
+    "check_dcnv3_result_tensor",
+    "check_dcnv3_tensor_types",
+]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -51,9 +57,8 @@ def check_dcnv3_args(
 ) -> tuple[int, int]:
     """Validate types, layouts, sizes, dtypes and devices; returns the output size (Ho, Wo). Raises TypeError
     for a non-tensor, ValueError naming the problem otherwise."""
+    check_dcnv3_tensor_types(input, offset, mask)
     for name, t in (("input", input), ("offset", offset), ("mask", mask)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"dcnv3: {name} must be a tensor, got {type(t).__name__}")
         if t.dim() != 4:
             raise ValueError(f"dcnv3: {name} must be 4-D channels-last [N, H, W, C], got shape {tuple(t.shape)}")
         if t.dtype not in SUPPORTED_DTYPES:
@@ -79,6 +84,13 @@ def check_dcnv3_args(
         if t.device != input.device:
             raise ValueError(f"dcnv3: {name} is on {t.device}, input on {input.device}")
     return ho, wo
+
+
+def check_dcnv3_tensor_types(input: object, offset: object, mask: object) -> None:
+    """TypeError naming the first of input, offset, mask that is not a tensor."""
+    for name, t in (("input", input), ("offset", offset), ("mask", mask)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"dcnv3: {name} must be a tensor, got {type(t).__name__}")
 
 
 def check_dcnv3_result_tensor(name: str, tensor: torch.Tensor, input: torch.Tensor, ho: int, wo: int) -> None:

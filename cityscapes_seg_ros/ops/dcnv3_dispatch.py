@@ -1,10 +1,12 @@
 """The DCNv3 core with a choice of backend: ``dcnv3(..., backend="auto")``.
 
-Backends: ``"cuda"`` and ``"cpu"`` are the compiled op of ``kernels/dcnv3`` (see ``dcnv3_compiled.py``),
-``"torch"`` is the pure-PyTorch core (``dcnv3_torch.py``). ``"auto"`` takes the compiled op of the input's
-device when it is available (building it on first use) and the pure-PyTorch core otherwise, and logs its
-choice once per device. The environment variable ``CITYSCAPES_SEG_DCNV3_BACKEND`` (one of the backend
-names) overrides ``"auto"``, e.g. ``CITYSCAPES_SEG_DCNV3_BACKEND=torch`` forces the pure-PyTorch core.
+Backends: ``"auto"``, ``"cuda"`` and ``"cpu"`` call the operator ``torch.ops.cityscapes_seg.dcnv3``
+(``dcnv3_library.py``: one op for ``torch.compile``, ``torch.export`` and CUDA graphs), which runs the compiled
+op of ``kernels/dcnv3`` (``dcnv3_compiled.py``) of the input's device when it is available (building it on first
+use) and the pure-PyTorch core otherwise; ``"auto"`` logs that choice once per device, ``"cuda"`` and ``"cpu"``
+require the compiled op. ``"torch"`` is the pure-PyTorch core (``dcnv3_torch.py``) as plain PyTorch ops. The
+environment variable ``CITYSCAPES_SEG_DCNV3_BACKEND`` (one of the backend names) overrides ``"auto"``, e.g.
+``CITYSCAPES_SEG_DCNV3_BACKEND=torch`` forces the pure-PyTorch core.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import threading
 
 import torch
 
-from .dcnv3_args import DCNv3Geometry
-from .dcnv3_compiled import dcnv3_compiled_unchecked, dcnv3_op_error, load_dcnv3_op
+from .dcnv3_args import DCNv3Geometry, check_dcnv3_tensor_types
+from .dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
+from .dcnv3_library import dcnv3_op
 from .dcnv3_torch import dcnv3_core_torch_unchecked
 
 __all__ = ["BACKENDS", "BACKEND_ENV", "dcnv3", "resolve_backend"]
@@ -36,14 +39,19 @@ def _check_backend_name(backend: str, source: str) -> str:
     return backend
 
 
-def resolve_backend(device: torch.device | str, backend: str = "auto") -> str:
-    """The backend that ``dcnv3(..., backend=backend)`` uses for tensors on ``device``: "cuda", "cpu" or
-    "torch". Raises ValueError for an unknown name, RuntimeError when a compiled op that was asked for
-    explicitly is unavailable or does not match the device."""
-    device = torch.device(device)
+def _requested_backend(backend: str) -> str:
     backend = _check_backend_name(backend, "argument")
     if backend == "auto" and os.environ.get(BACKEND_ENV):
         backend = _check_backend_name(os.environ[BACKEND_ENV].strip().lower(), f"${BACKEND_ENV}")
+    return backend
+
+
+def resolve_backend(device: torch.device | str, backend: str = "auto") -> str:
+    """The core that ``dcnv3(..., backend=backend)`` runs for tensors on ``device``: "cuda" or "cpu" (the
+    compiled op, inside the operator) or "torch". Raises ValueError for an unknown name, RuntimeError when a
+    compiled op that was asked for explicitly is unavailable or does not match the device."""
+    device = torch.device(device)
+    backend = _requested_backend(backend)
     if backend == "torch":
         return backend
     if backend == "auto":
@@ -91,10 +99,14 @@ def dcnv3(
     input [N, H, W, group*group_channels] (channels-last), offset [N, Ho, Wo, group*K*2], mask
     [N, Ho, Wo, group*K] -> [N, Ho, Wo, group*group_channels] in the input's dtype (fp32, fp16 or bf16,
     accumulated in fp32; fp64 too). ``backend``: "auto", "cuda", "cpu" or "torch". Differentiable.
+    Every backend but "torch" is the one operator ``torch.ops.cityscapes_seg.dcnv3``.
     """
-    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                             group_channels, offset_scale)  # fmt: skip
-    geometry.checked(input, offset, mask)
-    if resolve_backend(input.device, backend) == "torch":
+    geometry = DCNv3Geometry(int(kernel_h), int(kernel_w), int(stride_h), int(stride_w), int(pad_h), int(pad_w),
+                             int(dilation_h), int(dilation_w), int(group), int(group_channels), float(offset_scale))  # fmt: skip
+    if _requested_backend(backend) == "torch":
+        geometry.checked(input, offset, mask)
         return dcnv3_core_torch_unchecked(input, offset, mask, geometry)
-    return dcnv3_compiled_unchecked(input, offset, mask, geometry)
+    check_dcnv3_tensor_types(input, offset, mask)  # the one-line error, before the operator's own
+    if not torch.compiler.is_compiling():  # compiled code calls the operator, which chooses its core itself
+        resolve_backend(input.device, backend)  # logs the choice; raises when an explicit choice cannot run
+    return dcnv3_op(input, offset, mask, *geometry)  # the operator checks the arguments

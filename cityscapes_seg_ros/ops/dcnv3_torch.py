@@ -124,7 +124,9 @@ def dcnv3_core_torch_unchecked(
     first_row = (torch.arange(n, device=device, dtype=index_dtype) * ((h + 3) * padded_w * group)).view(n, 1, 1, 1, 1)
     first_row = first_row + torch.arange(group, device=device, dtype=index_dtype).view(1, 1, 1, group, 1)
     top_left = (x0 * group).add_(y0, alpha=padded_w * group).add_(first_row)
-    corner_step = torch.tensor((0, group, padded_w * group, padded_w * group + group), device=device, dtype=index_dtype)
+    # (0, group, padded_w*group, padded_w*group + group) made on the device: no host copy (CUDA graph capture)
+    corner_step = torch.arange(4, device=device, dtype=index_dtype)
+    corner_step = (corner_step % 2) * group + (corner_step // 2) * (padded_w * group)
     index = torch.empty((n, ho, wo, group, 4, points), device=device, dtype=index_dtype)
     torch.add(top_left.unsqueeze(-2), corner_step.view(4, 1), out=index)
 
