@@ -160,14 +160,14 @@ PY
   fi
 fi
 
-# GPU tests: the test files that hold CUDA tests, without the ROS ones (no rclpy on the GPU machine).
+# GPU tests: the test files that hold CUDA tests; none of them needs rclpy (not on the GPU machine).
 tests=()
 for f in tests/test_dcnv3_kernel.py tests/test_dcnv3_operator.py tests/test_compiled_ops.py tests/test_score_decode.py \
   tests/test_score_decode_cuda.py tests/test_inference.py tests/test_precision.py tests/test_graph_forward.py \
-  tests/test_batching.py tests/test_official_fixtures.py; do
+  tests/test_node_batching.py tests/test_official_fixtures.py; do
   [[ -f $f ]] && tests+=("$f")
 done
-run_stage tests 240 "$PY" -m pytest -q -m "not ros" -rs -p no:cacheprovider "${tests[@]}"
+run_stage tests 240 "$PY" -m pytest -q -rs -p no:cacheprovider "${tests[@]}"
 
 official_arg=()
 [[ $DEVICE == cuda && -d $OFFICIAL_DIR ]] && official_arg=(--official "$OFFICIAL_DIR")
