@@ -58,11 +58,14 @@ def cuda_tf32(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = cudnn
 
 
-def precision_scope(precision: str, device: torch.device | str) -> ContextManager:
-    """The context a forward in ``precision`` on ``device`` runs in."""
+def precision_scope(precision: str, device: torch.device | str, autocast_cache: bool = True) -> ContextManager:
+    """The context a forward in ``precision`` on ``device`` runs in.
+
+    ``autocast_cache=False`` for a CUDA graph capture: autocast must not keep weight casts made inside it.
+    """
     device_type = torch.device(device).type
     if is_low_precision(precision):
-        return torch.autocast(device_type, dtype=DTYPES[precision])
+        return torch.autocast(device_type, dtype=DTYPES[precision], cache_enabled=autocast_cache)
     if device_type == "cuda":
         return cuda_tf32(precision == "tf32")
     return nullcontext()
