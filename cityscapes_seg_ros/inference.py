@@ -259,7 +259,7 @@ class Predictor:
         ((scale, flip),) = augmentations
         logits = self.decision_logits(self.prepare(image_bgr, scale, flip), (height, width))
         with torch.inference_mode():
-            train_ids, confidence = decode_logits(logits[0], (height, width))
+            train_ids, confidence = decode_logits(logits[0].contiguous(), (height, width))  # channels-last head
         if flip:
             train_ids, confidence = train_ids.flip(dims=(1,)), confidence.flip(dims=(1,))
         return train_ids, confidence

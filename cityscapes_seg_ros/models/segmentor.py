@@ -59,7 +59,7 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: normalized [N, 3, H, W] -> fp32 logits [N, num_classes, H, W] (resized in fp32 under autocast)."""
-        return resize_bilinear(self.head_logits(x).float(), x.shape[2:])
+        return resize_bilinear(self.head_logits(x).float().contiguous(), x.shape[2:])  # head may be channels-last
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """x: normalized [N, 3, H, W] -> the decode head's logits [N, num_classes, H/4, W/4], before the resize."""
