@@ -4,17 +4,19 @@
         --precisions fp32,tf32,fp16,bf16 --modes eager,compiled,graphs --json out.json
     .venv/bin/python benchmarks/precision_bench.py --device cpu --size 128x256      # the dry run (tiny model)
 
-Random weights (speed does not depend on the values; the agreement of random weights is a lower bound: their
-logits have small margins, so near-ties are common) and camera-like random frames (``precision_check.
-smooth_frames``). Precisions are ``choices.PRECISIONS`` as the ``Predictor`` runs them (``precision.py``:
-autocast with fp32 islands), plus ``fp16-cast`` / ``bf16-cast``: the model's weights converted to the low
-precision instead (LayerNorms and the classifier kept fp32, no autocast), to compare the two designs side by
-side. Modes: ``eager``; ``compiled`` = ``torch.compile(model)`` (default mode; the first call's time is
-reported apart as compile_s; dynamo's state is reset before each compiled row); ``graphs`` = one CUDA graph of
-the forward for the fixed input, captured after a warm-up on a side stream and replayed (CUDA only). Each row: the median of --repeats timed forwards after
---warmup (CUDA events on a GPU) as ms and frames/s, and the fraction of pixels of --frames frames whose
-winning channel is the fp32 eager one. A row that fails reports its error and the run goes on. Memory is
-freed between models. On a GPU the UperNet head runs channels-last (the ``Predictor``'s CUDA default).
+Random weights (speed does not depend on the values; the agreement of random weights is a lower bound: their logits
+have small margins, so near-ties are common) and camera-like random frames (``precision_check.smooth_frames``).
+Precisions are ``choices.PRECISIONS`` as the ``Predictor`` runs them (``precision.py``: autocast with fp32
+islands), plus ``fp16-cast`` / ``bf16-cast``: the model's weights converted to the low precision instead
+(LayerNorms and the classifier kept fp32, no autocast), to compare the two designs side by side. Modes: ``eager``;
+``compiled`` = ``torch.compile(model)`` (default mode; the first call's time is reported apart as compile_s;
+dynamo's state is reset before each compiled row); ``graphs`` = one CUDA graph of the forward for the fixed input,
+captured after a warm-up on a side stream and replayed (CUDA only). Each row: the median of --repeats timed
+forwards after --warmup (CUDA events on a GPU) as ms and frames/s, and the fraction of pixels of --frames frames
+whose winning channel is the fp32 eager one (all of them, and those where fp32's top-2 logit margin is at least
+TIE_MARGIN: random weights' logits are nearly tied, see ``precision_check``). A row that fails reports its error
+and the run goes on. Memory is freed between models. On a GPU the UperNet head runs channels-last (the
+``Predictor``'s CUDA default).
 
 Defaults by device: on CUDA the models are T, compiled with inductor, 3 warm-up and 10 timed forwards; on the
 CPU (the dry run) a tiny model of the official fixtures' shape, compiled with dynamo's "eager" backend (the
@@ -57,6 +59,7 @@ TINY = SegmentorConfig(  # the official fixtures' shape: for quick dry runs of t
 )
 CAST_PRECISIONS = {"fp16-cast": torch.float16, "bf16-cast": torch.bfloat16}
 MODES = ("eager", "compiled", "graphs")
+TIE_MARGIN = 1e-2  # as precision_check.argmax_agreement's default
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -70,6 +73,7 @@ class Row:
     fps: Optional[float] = None
     compile_s: Optional[float] = None  # compiled: the first call; graphs: warm-up and capture
     agreement: Optional[float] = None
+    decisive_agreement: Optional[float] = None  # over the pixels whose fp32 top-2 logit margin is >= TIE_MARGIN
     pixels: int = 0
     error: Optional[str] = None
 
@@ -159,7 +163,7 @@ def run_row(
     row: Row,
     model: nn.Module,
     inputs: List[torch.Tensor],
-    reference: List[torch.Tensor],
+    reference: List[Tuple[torch.Tensor, torch.Tensor]],
     args: argparse.Namespace,
     device: torch.device,
 ) -> None:
@@ -181,11 +185,21 @@ def run_row(
     times = time_ms(forward, inputs[0], args.warmup, args.repeats, device)
     row.ms = statistics.median(times)
     row.fps = 1e3 / row.ms
-    agreeing = 0
-    for x, winners in zip(inputs, reference):
-        agreeing += int((forward(x).argmax(dim=1) == winners).sum())
+    agreeing = decisive = decisive_agreeing = 0
+    for x, (winners, tie) in zip(inputs, reference):
+        same = forward(x).argmax(dim=1) == winners
+        agreeing += int(same.sum())
+        decisive += int((~tie).sum())
+        decisive_agreeing += int((same & ~tie).sum())
         row.pixels += winners.numel()
     row.agreement = agreeing / row.pixels
+    row.decisive_agreement = decisive_agreeing / decisive if decisive else None
+
+
+def winners_and_ties(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The winning channel per pixel, and whether the runner-up is within TIE_MARGIN of it."""
+    top2 = logits.topk(2, dim=1)
+    return top2.indices[:, 0], (top2.values[:, 0] - top2.values[:, 1]) < TIE_MARGIN
 
 
 def free_memory(device: torch.device) -> None:
@@ -202,7 +216,7 @@ def bench_model(key: str, args: argparse.Namespace, device: torch.device) -> Lis
     height, width = args.size
     inputs = [x.to(device) for x in normalized_inputs(smooth_frames(args.frames, height, width, seed=1))]
     eager_fp32 = precision_forward(model, "fp32", device)
-    reference = [eager_fp32(x).argmax(dim=1) for x in inputs]
+    reference = [winners_and_ties(eager_fp32(x)) for x in inputs]
     rows = []
     for precision in args.precisions:
         for mode in args.modes:
@@ -222,12 +236,16 @@ def bench_model(key: str, args: argparse.Namespace, device: torch.device) -> Lis
 
 def format_row(row: Row, rows: List[Row]) -> str:
     if row.error:
-        return f"| {row.model} | {row.precision} | {row.mode} | | | | | {row.error} |"
+        return f"| {row.model} | {row.precision} | {row.mode} | | | | | {row.error} | |"
     base = next((r for r in rows if r.model == row.model and r.precision == "fp32" and r.mode == "eager"), None)
     speedup = f"{base.ms / row.ms:.2f}x" if base and base.ms else ""
     compile_s = "" if row.compile_s is None else f"{row.compile_s:.1f}"
     return (f"| {row.model} | {row.precision} | {row.mode} | {row.ms:.2f} | {row.fps:.2f} | {speedup} | "
-            f"{compile_s} | {100 * row.agreement:.3f} % |")  # fmt: skip
+            f"{compile_s} | {100 * row.agreement:.3f} % | {percent(row.decisive_agreement)} |")  # fmt: skip
+
+
+def percent(fraction: Optional[float]) -> str:
+    return "" if fraction is None else f"{100 * fraction:.3f} %"
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -275,8 +293,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"{name}, torch {torch.__version__}, input {args.size[0]}x{args.size[1]}, batch 1, random weights; "
           f"median of {args.repeats} after {args.warmup} warm-up; agreement over {args.frames} frames\n")  # fmt: skip
-    print("| model | precision | mode | ms | frames/s | vs fp32 eager | compile/capture s | argmax = fp32 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | precision | mode | ms | frames/s | vs fp32 eager | compile/capture s | argmax = fp32 "
+          f"| same, margin >= {TIE_MARGIN:g} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     rows: List[Row] = []
     for key in args.models:
         rows += bench_model(key, args, device)
