@@ -9,14 +9,14 @@ have small margins, so near-ties are common) and camera-like random frames (``pr
 Precisions are ``choices.PRECISIONS`` as the ``Predictor`` runs them (``precision.py``: autocast with fp32
 islands), plus ``fp16-cast`` / ``bf16-cast``: the model's weights converted to the low precision instead
 (LayerNorms and the classifier kept fp32, no autocast), to compare the two designs side by side. Modes: ``eager``;
-``compiled`` = ``torch.compile(model)`` (default mode; the first call's time is reported apart as compile_s;
-dynamo's state is reset before each compiled row); ``graphs`` = one CUDA graph of the forward for the fixed input,
-captured after a warm-up on a side stream and replayed (CUDA only). Each row: the median of --repeats timed
-forwards after --warmup (CUDA events on a GPU) as ms and frames/s, and the fraction of pixels of --frames frames
-whose winning channel is the fp32 eager one (all of them, and those where fp32's top-2 logit margin is at least
-TIE_MARGIN: random weights' logits are nearly tied, see ``precision_check``). A row that fails reports its error
-and the run goes on. Memory is freed between models. On a GPU the UperNet head runs channels-last (the
-``Predictor``'s CUDA default).
+``compiled`` = ``torch.compile(model)`` (default mode; the first call's time is reported apart as compile_s: what
+this precision adds to the compilations of the rows before, dynamo's state being reset per model); ``graphs`` = one
+CUDA graph of the forward for the fixed input, captured after a warm-up on a side stream and replayed (CUDA only).
+Each row: the median of --repeats timed forwards after --warmup (CUDA events on a GPU) as ms and frames/s, and the
+fraction of pixels of --frames frames whose winning channel is the fp32 eager one (all of them, and those where
+fp32's top-2 logit margin is at least TIE_MARGIN: random weights' logits are nearly tied, see ``precision_check``).
+A row that fails reports its error and the run goes on. Memory is freed between models. On a GPU the UperNet head
+runs channels-last (the ``Predictor``'s CUDA default).
 
 Defaults by device: on CUDA the models are T, compiled with inductor, 3 warm-up and 10 timed forwards; on the
 CPU (the dry run) a tiny model of the official fixtures' shape, compiled with dynamo's "eager" backend (the
@@ -171,8 +171,6 @@ def run_row(
         row.error = "unavailable: CUDA graphs need a CUDA device"
         return
     compile_backend = args.compile_backend if row.mode == "compiled" else None
-    if compile_backend:
-        torch._dynamo.reset()  # each compiled row compiles for itself (compile_s), and frees the previous one
     forward = precision_forward(model, row.precision, device, compile_backend)
     if row.mode != "eager":
         start = time.perf_counter()
