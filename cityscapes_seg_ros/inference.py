@@ -5,14 +5,15 @@ Pipeline (``configs/_base_/datasets/cityscapes.py``): BGR image -> keep-ratio re
 window) -> logits resized to the original size -> softmax -> [unflip] -> average over the
 augmentations -> argmax. With the released 150-channel heads the argmax runs over every channel,
 and a winning channel >= 19 means "ignore" (train id 255). Without TTA the decision is taken from the
-logits directly (``ops.decode_scores``), which skips the full-resolution softmax.
+logits directly (``decide``): the decode head's low-resolution logits go to ``ops.score_decode.decode_logits``
+(resize fused with the decision), so neither the full-resolution softmax nor the full-resolution logits exist.
+Precisions: ``precision.py``.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager, List, Optional, Sequence, Tuple, Union
+from typing import Callable, ContextManager, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -24,7 +25,9 @@ from .choices import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
 from .devices import resolve_device
 from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .models.layers import resize_bilinear
+from .ops import score_decode
 from .ops.score_decode import decode_scores
+from .precision import DTYPES, check_precision, precision_scope
 
 MEAN_RGB = (123.675, 116.28, 103.53)
 STD_RGB = (58.395, 57.12, 57.375)
@@ -33,7 +36,23 @@ MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the official multi-scale test r
 SLIDE_CROP = (512, 1024)  # (h, w), the training crop
 SLIDE_STRIDE = (341, 683)  # (h, w), two-thirds overlap as mmseg's Cityscapes slide configs
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # keys: choices.PRECISIONS
+PRECISIONS = DTYPES  # precision name -> storage dtype; keys: choices.PRECISIONS
+
+
+def _decode_logits_fallback(
+    logits: torch.Tensor,
+    size: Tuple[int, int],
+    num_valid: int = NUM_TRAIN_CLASSES,
+    ignore: int = IGNORE_TRAIN_ID,
+    backend: str = "auto",
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``ops.score_decode.decode_logits`` until it exists: the resize to ``size``, then ``decode_scores``."""
+    return decode_scores(resize_bilinear(logits[None].float(), size)[0], True, num_valid, ignore, backend)
+
+
+decode_logits: Callable[..., Tuple[torch.Tensor, torch.Tensor]] = getattr(
+    score_decode, "decode_logits", _decode_logits_fallback
+)
 
 
 def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
@@ -118,9 +137,12 @@ class Predictor:
         ms_ratios: Sequence[float] = MS_RATIOS,
         crop_size: Tuple[int, int] = SLIDE_CROP,
         stride: Tuple[int, int] = SLIDE_STRIDE,
+        channels_last: Optional[bool] = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        """``channels_last``: run the decode head channels-last (None: on CUDA devices only, where tensor-core
+        convolutions want it; on CPUs it was slower, docs/benchmarks.md). Needs the model's ``set_channels_last``
+        (``EncoderDecoder``); other models are left as they are."""
+        check_precision(precision)
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
         if tta not in TTA_CHOICES:
@@ -129,6 +151,9 @@ class Predictor:
             raise ValueError(f"slide crop {crop_size} and stride {stride} must be positive")
         self.device = next(model.parameters()).device if device is None else resolve_device(device)
         self.model = model.to(self.device).eval()
+        self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
+        if hasattr(self.model, "set_channels_last"):
+            self.model.set_channels_last(self.channels_last)
         self.precision = precision
         self.mode = mode
         self.tta = tta
@@ -146,17 +171,27 @@ class Predictor:
         flips = (False, True) if self.tta in ("flip", "ms-flip") else (False,)
         return [(scale, flip) for scale in scales for flip in flips]
 
-    def _autocast(self) -> ContextManager:
-        if self.precision == "fp32":
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+    def _precision_scope(self) -> ContextManager:
+        return precision_scope(self.precision, self.device)
 
     def encode_decode(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized [N, 3, h, w] -> fp32 logits [N, C, h, w] (whole image or sliding window)."""
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._precision_scope():
             if self.mode == "whole":
                 return self.model(x).float()
             return self._slide(x)
+
+    def decision_logits(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        """Logits [N, C, h', w'] whose bilinear resize to ``size`` is the official decision's input.
+
+        In whole mode at the network's own input size, the decode head's low-resolution logits (the official
+        model resizes them to the input size, which is ``size``: one resize either way); otherwise the logits at
+        the input size (``encode_decode``), which the official pipeline resizes a second time.
+        """
+        if self.mode == "whole" and tuple(x.shape[2:]) == tuple(size) and hasattr(self.model, "head_logits"):
+            with torch.inference_mode(), self._precision_scope():
+                return self.model.head_logits(x)
+        return self.encode_decode(x)
 
     def _slide(self, x: torch.Tensor) -> torch.Tensor:
         """mmseg's slide_inference: overlapping crops, logits summed and divided by the overlap count."""
@@ -211,8 +246,25 @@ class Predictor:
         logits = resize_bilinear(self.encode_decode(self.prepare(image_bgr, scale, flip)), (height, width))
         return (logits.flip(dims=(3,)) if flip else logits), True
 
+    def decide(self, image_bgr: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+        """uint8 BGR [H, W, 3] -> train ids uint8 [H, W] and confidence float32 [H, W], on the device.
+
+        With one augmentation the low-resolution logits go to ``decode_logits`` (resize and decision in one
+        pass, in fp32); a flipped input's result is flipped back. With TTA, the averaged probabilities.
+        """
+        augmentations = self.augmentations()
+        if len(augmentations) > 1:
+            return decode_scores(self.probabilities(image_bgr)[0], False)
+        height, width = check_image(image_bgr).shape[:2]
+        ((scale, flip),) = augmentations
+        logits = self.decision_logits(self.prepare(image_bgr, scale, flip), (height, width))
+        with torch.inference_mode():
+            train_ids, confidence = decode_logits(logits[0].contiguous(), (height, width))  # channels-last head
+        if flip:
+            train_ids, confidence = train_ids.flip(dims=(1,)), confidence.flip(dims=(1,))
+        return train_ids, confidence
+
     def predict(self, image_bgr: np.ndarray) -> Prediction:
         """uint8 BGR [H, W, 3] -> train ids and confidence at the image's size."""
-        scores, from_logits = self.scores(image_bgr)
-        train_ids, confidence = decode_scores(scores[0], from_logits)
+        train_ids, confidence = self.decide(image_bgr)
         return Prediction(train_ids=train_ids.cpu().numpy(), confidence=confidence.float().cpu().numpy())

@@ -27,7 +27,7 @@ def test_the_params_file_lists_every_parameter_with_its_default():
     "name, value, words",
     [
         ("overlay_alpha", 1.5, "outside [0.0, 1.0]"),
-        ("precision", "fp8", "'fp8' is not one of fp32, fp16, bf16"),
+        ("precision", "fp8", "'fp8' is not one of fp32, tf32, fp16, bf16"),
         ("device", "tpu", "unknown device 'tpu'"),
         ("image_topics", [], "at least one image topic"),
         ("image_topics", ["/cam/a b"], "invalid topic name"),

@@ -12,7 +12,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from .layers import ConvBNReLU, resize_bilinear
+from .layers import ConvBNReLU, float_island, resize_bilinear
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class UPerHead(nn.Module):
         outs.append(laterals[-1])
         finest = outs[0].shape[2:]
         fused = self.fpn_bottleneck(torch.cat([resize_bilinear(o, finest) for o in outs], dim=1))
-        return self.conv_seg(fused)
+        return float_island(self.conv_seg, fused)
 
 
 class SegformerHead(nn.Module):
@@ -86,7 +86,7 @@ class SegformerHead(nn.Module):
     def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
         finest = features[0].shape[2:]
         outs = [resize_bilinear(conv(f), finest) for conv, f in zip(self.convs, features)]
-        return self.conv_seg(self.fusion_conv(torch.cat(outs, dim=1)))
+        return float_island(self.conv_seg, self.fusion_conv(torch.cat(outs, dim=1)))
 
 
 class FCNHead(nn.Module):

@@ -128,6 +128,7 @@ class InternImage(nn.Module):
         if not (len(cfg.depths) == len(cfg.groups)):
             raise ValueError(f"InternImage: depths {cfg.depths} and groups {cfg.groups} differ in length")
         self.cfg = cfg
+        self.channels_last_features = False  # return the features as channels-last views (set_channels_last)
         self.patch_embed = StemLayer(cfg.channels)
         self.levels = nn.ModuleList(InternImageStage(i, cfg) for i in range(len(cfg.depths)))
 
@@ -138,7 +139,8 @@ class InternImage(nn.Module):
         for index, level in enumerate(self.levels):
             x, feature = level(x)
             if index in self.cfg.out_indices:
-                features.append(feature.permute(0, 3, 1, 2).contiguous())
+                feature = feature.permute(0, 3, 1, 2)  # channels-last memory already
+                features.append(feature if self.channels_last_features else feature.contiguous())
         return features
 
     def set_dcnv3_backend(self, backend: str) -> None:

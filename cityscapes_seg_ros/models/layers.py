@@ -30,6 +30,28 @@ class ToChannelsFirst(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
+class FloatLayerNorm(nn.LayerNorm):
+    """LayerNorm computed in fp32 whatever the input's dtype, returned in the input's dtype.
+
+    Under bf16/fp16 autocast the input may be low precision (a conv or linear output); its mean and variance
+    over hundreds of channels are taken in fp32 so the normalised features keep their accuracy. In fp32 it is
+    ``nn.LayerNorm`` exactly (same module, same checkpoint keys).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+def float_island(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` in fp32 even under autocast (the classifier: low-precision logits would round near-ties)."""
+    with torch.autocast(x.device.type, enabled=False):
+        return module(x.float())
+
+
 def layer_norm(channels: int, in_channels_first: bool = False, out_channels_first: bool = False) -> nn.Sequential:
     """LayerNorm over channels wrapped with the layout changes around it.
 
@@ -39,7 +61,7 @@ def layer_norm(channels: int, in_channels_first: bool = False, out_channels_firs
     layers = []
     if in_channels_first:
         layers.append(ToChannelsLast())
-    layers.append(nn.LayerNorm(channels, eps=BACKBONE_LN_EPS))
+    layers.append(FloatLayerNorm(channels, eps=BACKBONE_LN_EPS))
     if out_channels_first:
         layers.append(ToChannelsFirst())
     return nn.Sequential(*layers)

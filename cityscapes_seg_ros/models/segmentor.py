@@ -58,9 +58,21 @@ class EncoderDecoder(nn.Module):
         return self.cfg.num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: normalized [N, 3, H, W] -> logits [N, num_classes, H, W]."""
-        logits = self.decode_head(self.backbone(x))
-        return resize_bilinear(logits, x.shape[2:])
+        """x: normalized [N, 3, H, W] -> fp32 logits [N, num_classes, H, W] (resized in fp32 under autocast)."""
+        return resize_bilinear(self.head_logits(x).float().contiguous(), x.shape[2:])  # head may be channels-last
+
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x: normalized [N, 3, H, W] -> the decode head's logits [N, num_classes, H/4, W/4], before the resize."""
+        return self.decode_head(self.backbone(x))
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Run the decode head in the channels-last memory format (faster convolutions on GPUs, slower on CPUs).
+
+        The backbone computes channels-last already; this keeps its features in that layout (no copy to
+        channels-first) and lays out the head's weights to match. Results are the same up to rounding.
+        """
+        self.backbone.channels_last_features = enabled
+        self.decode_head.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     def set_dcnv3_backend(self, backend: str) -> None:
         """ "auto" picks the fastest available DCNv3 core; "torch" forces the pure-PyTorch one."""
