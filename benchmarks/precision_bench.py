@@ -1,4 +1,8 @@
-"""Throughput and argmax agreement with fp32 of each precision x execution mode, whole segmentor, batch 1.
+"""Throughput and argmax agreement with fp32 of each precision x execution mode, whole network, batch 1.
+
+What is timed is the network as the node runs it: backbone and decode head up to the head's logits at 1/4 of the
+input (``EncoderDecoder.head_logits``); the class decision at full size is the fused one-pass op, timed by
+``decode_bench.py``. The agreement is taken on the decision at the input size (the head's logits resized in fp32).
 
     .venv/bin/python benchmarks/precision_bench.py --models t,l --size 1024x2048 --device cuda \\
         --precisions fp32,tf32,fp16,bf16 --modes eager,compiled,graphs --json out.json
@@ -41,6 +45,7 @@ from torch import nn
 
 from cityscapes_seg_ros import build_segmentor
 from cityscapes_seg_ros.models import InternImageConfig, SegmentorConfig, UPerHeadConfig
+from cityscapes_seg_ros.models.layers import resize_bilinear
 from cityscapes_seg_ros.precision import DTYPES, precision_scope
 from cityscapes_seg_ros.precision_check import normalized_inputs, smooth_frames
 
@@ -91,18 +96,20 @@ def cast_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
 def precision_forward(
     model: nn.Module, precision: str, device: torch.device, compile_backend: Optional[str] = None
 ) -> Forward:
-    """x (fp32, normalized) -> fp32 logits at the input size, in ``precision``; compiled with ``compile_backend``."""
+    """x (fp32, normalized) -> the decode head's logits (1/4 of the input size, as the node's decision takes them),
+    in ``precision``; compiled with ``compile_backend``."""
     if precision in CAST_PRECISIONS:
         dtype = CAST_PRECISIONS[precision]
-        network = cast_copy(model, dtype)
-        network = torch.compile(network, backend=compile_backend) if compile_backend else network
+        converted = cast_copy(model, dtype)
+        head_logits = converted.head_logits
+        head_logits = torch.compile(head_logits, backend=compile_backend) if compile_backend else head_logits
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
-                return network(x.to(dtype))
+                return head_logits(x.to(dtype))
 
         return forward
-    network = torch.compile(model, backend=compile_backend) if compile_backend else model
+    network = torch.compile(model.head_logits, backend=compile_backend) if compile_backend else model.head_logits
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         # no autocast weight cache: a CUDA graph must not keep tensors cached outside it
@@ -185,13 +192,19 @@ def run_row(
     row.fps = 1e3 / row.ms
     agreeing = decisive = decisive_agreeing = 0
     for x, (winners, tie) in zip(inputs, reference):
-        same = forward(x).argmax(dim=1) == winners
+        same = decision_logits(forward(x), x).argmax(dim=1) == winners
         agreeing += int(same.sum())
         decisive += int((~tie).sum())
         decisive_agreeing += int((same & ~tie).sum())
         row.pixels += winners.numel()
     row.agreement = agreeing / row.pixels
     row.decisive_agreement = decisive_agreeing / decisive if decisive else None
+
+
+def decision_logits(head_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The logits the class decision is taken from: the head's, resized to the input in fp32 (not timed)."""
+    with torch.inference_mode():
+        return resize_bilinear(head_logits.float(), x.shape[2:])
 
 
 def winners_and_ties(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -214,7 +227,7 @@ def bench_model(key: str, args: argparse.Namespace, device: torch.device) -> Lis
     height, width = args.size
     inputs = [x.to(device) for x in normalized_inputs(smooth_frames(args.frames, height, width, seed=1))]
     eager_fp32 = precision_forward(model, "fp32", device)
-    reference = [winners_and_ties(eager_fp32(x)) for x in inputs]
+    reference = [winners_and_ties(decision_logits(eager_fp32(x), x)) for x in inputs]
     rows = []
     for precision in args.precisions:
         for mode in args.modes:

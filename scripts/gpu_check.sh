@@ -187,8 +187,16 @@ if need benchmarks/decode_bench.py decode; then
 fi
 
 if need benchmarks/precision_bench.py precision; then
-  run_stage precision 200 "$PY" benchmarks/precision_bench.py --models "$MODELS" --size "$SIZE" --device "$DEVICE" \
-    --precisions fp32,tf32,fp16,bf16 --modes eager,compiled,graphs --json "$work/precision.json"
+  if ((cpu)); then
+    run_stage precision 150 "$PY" benchmarks/precision_bench.py --device cpu --size 64x128 \
+      --precisions fp32,tf32,bf16,bf16-cast --modes eager,compiled,graphs --json "$work/precision.json"
+  else
+    # Every precision eager and as a CUDA graph for T and L; inductor (minutes per compile) for T in bf16 only.
+    run_stage precision 200 "$PY" benchmarks/precision_bench.py --models "$MODELS" --size "$SIZE" --device cuda \
+      --precisions fp32,tf32,fp16,bf16,fp16-cast,bf16-cast --modes eager,graphs --json "$work/precision.json"
+    run_stage precision_compiled 150 "$PY" benchmarks/precision_bench.py --models t --size "$SIZE" --device cuda \
+      --precisions bf16,bf16-cast --modes compiled,eager --json "$work/precision_compiled.json"
+  fi
 fi
 
 if [[ -n $OFFICIAL_PY && -d .official ]]; then
