@@ -73,8 +73,10 @@ class OpRecord:
         return h.hexdigest()
 
 
-# -fno-trapping-math lets GCC turn the float comparisons of the class decision into vector selects.
-_DECODE_FLAGS = (*_CPU_TORCH_FLAGS, "-fno-trapping-math")
+# -fno-trapping-math lets GCC turn the float comparisons of the class decision into vector selects;
+# -ffp-contract=off: the resize of decode_logits rounds as torch's does only where it says so (fmaf), never where
+# the compiler would contract a*b+c on its own.
+_DECODE_FLAGS = (*_CPU_TORCH_FLAGS, "-fno-trapping-math", "-ffp-contract=off")
 _CUDA_FLAGS = ("-O3", "-std=c++20")
 _LIBRARY_FLAGS = ("-O3", "-std=c++17", "-fPIC")
 _DCNV3_CUDA_SOURCES = ("dcnv3_cuda.cu", "dcnv3_cuda_bind.cpp")
