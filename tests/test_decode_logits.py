@@ -77,12 +77,18 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def near_ties(logits: torch.Tensor, size, labels: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
-    """Where labels differ, whether the two classes' resized logits are within 1e-6 relative (a tie that the
-    last bit of the arithmetic decides)."""
+    """Where labels differ, whether the resized logits of the two decisions are within 1e-6 relative (a tie that
+    the last bit of the arithmetic decides); the logit of label 255 is the highest of the unused channels."""
     full = resize_bilinear(logits[None].float(), size)[0]
+    channels = full.shape[0]
+    unused = full[19:].amax(dim=0) if channels > 19 else torch.full_like(full[0], -torch.inf)
+
+    def logit_of(label_map: torch.Tensor) -> torch.Tensor:
+        picked = full.gather(0, label_map.long().clamp_max(channels - 1)[None])[0]
+        return torch.where(label_map == 255, unused, picked)
+
     differ = labels != expected
-    a = full.gather(0, labels.long()[None].clamp_max(full.shape[0] - 1))[0][differ]
-    b = full.gather(0, expected.long()[None].clamp_max(full.shape[0] - 1))[0][differ]
+    a, b = logit_of(labels)[differ], logit_of(expected)[differ]
     return (a - b).abs() <= 1e-6 * torch.maximum(a.abs(), b.abs())
 
 
@@ -250,7 +256,7 @@ def test_cuda_resize_matches_torch_and_the_cpu_decision(cuda_op, cpu_op):
     cpu_labels, cpu_confidence = decode_logits(logits, size)
     mismatch = int((gpu_labels.cpu() != cpu_labels).sum())
     print(f"GPU vs CPU decision: {mismatch} of {cpu_labels.numel()} labels differ")
-    assert mismatch <= cpu_labels.numel() // 10000
+    assert near_ties(logits, size, gpu_labels.cpu(), cpu_labels).all()  # the same where torch rounds alike
     assert relative_error(gpu_confidence.cpu(), cpu_confidence) <= 1e-5
 
 

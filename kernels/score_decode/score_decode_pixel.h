@@ -8,7 +8,7 @@
 // kFused: whether a*b + c is one fused multiply-add, as in torch's builds that contract it (its AVX2 / AVX512
 // CPU kernels, every CUDA kernel) or two roundings (its baseline CPU kernels). The Python entry finds which one
 // torch runs (ops/score_decode.py) and passes it down; nothing here depends on the compiler's own contraction
-// (the op is built with -ffp-contract=off; nvcc's contraction of the plain form gives the fused one).
+// (the CPU op is built with -ffp-contract=off; on the GPU the unfused form uses intrinsics nvcc never contracts).
 #pragma once
 
 #include <cmath>
@@ -37,7 +37,11 @@ SD_HD SD_INLINE float mul_add(float a, float b, float c) {
     if constexpr (kFused) {
         return fmaf(a, b, c);
     } else {
+#if defined(__CUDA_ARCH__)
+        return __fadd_rn(__fmul_rn(a, b), c);  // intrinsics that nvcc never contracts
+#else
         return a * b + c;
+#endif
     }
 }
 
