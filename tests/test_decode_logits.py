@@ -122,10 +122,13 @@ def test_torch_fallback_in_bands_equals_the_compiled_decision(cpu_op, monkeypatc
     logits = random_logits((150, 11, 21), seed=4)
     size = (53, 170)
     labels, confidence = decode_logits(logits, size, backend="cpu")
+    whole_labels, whole_confidence = decode_logits(logits, size, backend="torch")  # small: F.interpolate
+    monkeypatch.setattr(score_decode, "_FALLBACK_WHOLE_ELEMENTS", 0)
     monkeypatch.setattr(score_decode, "_FALLBACK_BAND_ELEMENTS", 150 * 170 * 4)  # 4 rows per band, 14 bands
-    fallback_labels, fallback_confidence = decode_logits(logits, size, backend="torch")
-    assert torch.equal(fallback_labels, labels)
-    assert relative_error(fallback_confidence, confidence) <= 1e-5
+    band_labels, band_confidence = decode_logits(logits, size, backend="torch")
+    for fallback_labels, fallback_confidence in ((whole_labels, whole_confidence), (band_labels, band_confidence)):
+        assert torch.equal(fallback_labels, labels)
+        assert relative_error(fallback_confidence, confidence) <= 1e-5
 
 
 def test_the_resize_arithmetic_found_for_torch_reproduces_interpolate():
@@ -136,8 +139,11 @@ def test_the_resize_arithmetic_found_for_torch_reproduces_interpolate():
     assert not torch.equal(score_decode._resize_torch(logits, size, not fused), resize_bilinear(logits[None], size)[0])
 
 
-@pytest.mark.parametrize("backend", ["cpu", "torch"])
-def test_unused_channels_become_ignore_and_ties_go_to_the_first_class(cpu_op, backend):
+@pytest.mark.parametrize("backend", ["cpu", "torch", "torch in bands"])
+def test_unused_channels_become_ignore_and_ties_go_to_the_first_class(cpu_op, monkeypatch, backend):
+    if backend == "torch in bands":
+        monkeypatch.setattr(score_decode, "_FALLBACK_WHOLE_ELEMENTS", 0)
+        backend = "torch"
     base = random_logits((1, 6, 8), seed=2)[0]
     logits = torch.full((150, 6, 8), -50.0)
     logits[7] = logits[18] = base + 20.0  # identical maps: a tie on every pixel, class 7 wins

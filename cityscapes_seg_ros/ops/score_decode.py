@@ -9,7 +9,7 @@ cores; see ``docs/benchmarks.md``). On CUDA tensors the CUDA op (``score_decode_
 same per-pixel source (``score_decode_pixel.h``). They are loaded like every compiled op (``compiled.py``:
 built by ``pip install`` as ``cityscapes_seg_ros._score_decode_cpu`` / ``_score_decode_cuda``, else on first
 use; ``CITYSCAPES_SEG_COMPILED_OPS=off`` switches them off). Without them the same decision is made with torch
-ops (``decode_logits``: in bands of rows, so memory stays bounded). The arguments are checked here, once; the
+ops (``decode_logits``: in bands of rows for large maps, so memory stays bounded). The arguments are checked here, once; the
 ops trust them.
 
 The winner is the first of equal maxima, as ``torch.max``. From logits the compiled ops compare logits, the
@@ -53,7 +53,10 @@ DECODE_BACKENDS = ("auto", "cpu", "cuda", "torch")
 OP_NAME = "score_decode_cpu"
 CUDA_OP_NAME = "score_decode_cuda"
 _OP_BY_DEVICE = {"cpu": OP_NAME, "cuda": CUDA_OP_NAME}
-_FALLBACK_BAND_ELEMENTS = 1 << 22  # resized logits per band of rows in the torch path of decode_logits (16 MB)
+# The torch path of decode_logits: F.interpolate of the whole map up to this many resized logits (256 MB of float32;
+# 19 classes at 2048x1024 is 40M), else bands of rows of at most _FALLBACK_BAND_ELEMENTS each (8 MB of float32).
+_FALLBACK_WHOLE_ELEMENTS = 1 << 26
+_FALLBACK_BAND_ELEMENTS = 1 << 21
 
 
 def _check_labels(num_valid: int, ignore: int, caller: str) -> None:
@@ -172,13 +175,13 @@ def _combine(first: torch.Tensor, second: torch.Tensor, w_first: torch.Tensor, w
 
 
 def _resize_rows(logits: torch.Tensor, rows: tuple, columns: tuple, fused: bool) -> torch.Tensor:
-    """Rows of the resize of float32 logits [C, h, w]: ``rows`` the taps of those output rows -> [C, n, W]."""
-
-    def width_pass(input_rows: torch.Tensor) -> torch.Tensor:
-        band = logits[:, input_rows]
-        return _combine(band[:, :, columns[0]], band[:, :, columns[1]], columns[2], columns[3], fused)
-
-    return _combine(width_pass(rows[0]), width_pass(rows[1]), rows[2][:, None], rows[3][:, None], fused)
+    """Rows of the resize of float32 logits [C, h, w]: ``rows`` the taps of those output rows -> [C, n, W]. The
+    width pass is made once for each input row that the output rows use (consecutive output rows share them)."""
+    top, bottom = int(rows[0].min()), int(rows[1].max())
+    band = logits[:, top : bottom + 1]
+    width_pass = _combine(band[:, :, columns[0]], band[:, :, columns[1]], columns[2], columns[3], fused)
+    upper, lower = width_pass[:, rows[0] - top], width_pass[:, rows[1] - top]
+    return _combine(upper, lower, rows[2][:, None], rows[3][:, None], fused)
 
 
 def _resize_torch(logits: torch.Tensor, size: tuple[int, int], fused: bool) -> torch.Tensor:
@@ -209,9 +212,15 @@ def torch_resize_fuses(device: torch.device | str) -> bool:
 def _decode_logits_torch(
     logits: torch.Tensor, size: tuple[int, int], num_valid: int, ignore: int, fused: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """decode_logits with torch ops, in bands of output rows: at most ~_FALLBACK_BAND_ELEMENTS resized logits."""
+    """decode_logits with torch ops: F.interpolate and the decision on the whole map while it is small, else in
+    bands of output rows (at most ~_FALLBACK_BAND_ELEMENTS resized logits) interpolated as torch does."""
     channels = logits.shape[0]
     height, width = size
+    if channels * height * width <= _FALLBACK_WHOLE_ELEMENTS:
+        values = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+        best, winner = values.max(dim=0)
+        confidence = 1.0 / torch.exp(values - best).sum(dim=0)
+        return torch.where(winner < num_valid, winner, ignore).to(torch.uint8), confidence
     rows = _axis_taps(logits.shape[1], height, fused, logits.device)
     columns = _axis_taps(logits.shape[2], width, fused, logits.device)
     labels = torch.empty(size, dtype=torch.uint8, device=logits.device)
