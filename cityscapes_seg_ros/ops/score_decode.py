@@ -127,7 +127,8 @@ def decode_logits(
 
     The same as ``decode_scores(resize_bilinear(logits[None].float(), size)[0], from_logits=True)``: F.interpolate
     (align_corners=False) in float32, bit for bit, then the first of the highest logits and its softmax
-    probability. fp16 / bf16 logits are read as float32. ``backend`` as for ``decode_scores``.
+    probability. fp16 / bf16 logits are read as float32. ``backend`` as for ``decode_scores``. The reference is
+    the resize of contiguous (NCHW) logits: torch's channels-last resize rounds differently in the last bit.
     """
     if logits.dim() != 3 or min(logits.shape) < 1:
         raise ValueError(f"decode_logits: logits must be [C, h, w] with C, h, w >= 1, got {tuple(logits.shape)}")
