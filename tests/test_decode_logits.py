@@ -217,7 +217,8 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
         output = tmp_path / f"{source}.o"
         command = [nvcc, "-c", str(folder / source), "-o", str(output), *record.cuda_flags, "-Xcompiler", "-fPIC",
                    "--expt-relaxed-constexpr", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
-                   "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__", "--threads", "0", "-w"]  # fmt: skip
+                   "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
+                   "--threads", "0", "-w"]  # fmt: skip
         for include in includes:
             command += ["-I", include]
         for arch in ("8.7", "9.0"):

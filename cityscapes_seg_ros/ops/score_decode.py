@@ -9,8 +9,8 @@ cores; see ``docs/benchmarks.md``). On CUDA tensors the CUDA op (``score_decode_
 same per-pixel source (``score_decode_pixel.h``). They are loaded like every compiled op (``compiled.py``:
 built by ``pip install`` as ``cityscapes_seg_ros._score_decode_cpu`` / ``_score_decode_cuda``, else on first
 use; ``CITYSCAPES_SEG_COMPILED_OPS=off`` switches them off). Without them the same decision is made with torch
-ops (``decode_logits``: in bands of rows for large maps, so memory stays bounded). The arguments are checked here, once; the
-ops trust them.
+ops (``decode_logits``: in bands of rows for large maps, so memory stays bounded). The arguments are checked
+here, once; the ops trust them.
 
 The winner is the first of equal maxima, as ``torch.max``. From logits the compiled ops compare logits, the
 torch path of ``decode_scores`` softmax probabilities; they can differ only where two logits are so close (well
@@ -204,8 +204,11 @@ def torch_resize_fuses(device: torch.device | str) -> bool:
         expected = F.interpolate(values[None], size=size, mode="bilinear", align_corners=False)[0]
         matching = [fused for fused in (True, False) if torch.equal(_resize_torch(values, size, fused), expected)]
         if not matching:
-            log.warning("torch's bilinear resize on %s rounds like neither known arithmetic; decode_logits assumes "
-                        "fused multiply-adds (its logits may differ from F.interpolate's in the last bit)", kind)  # fmt: skip
+            log.warning(
+                "torch's bilinear resize on %s rounds like neither known arithmetic; decode_logits assumes fused "
+                "multiply-adds (its logits may differ from F.interpolate's in the last bit)",
+                kind,
+            )
         _fuses_by_device[kind] = matching[0] if matching else True
     return _fuses_by_device[kind]
 

@@ -142,7 +142,8 @@ SD_INLINE void decode_logits_tile(const float* logits, const ResizeGeometry& g, 
         std::fill(sum, sum + count, 0.0f);
         for (int64_t c = 0; c < channels; ++c) {
             const float *a = upper + c * kTileColumns, *b = lower + c * kTileColumns;
-            for (int64_t j = 0; j < count; ++j) sum[j] += exp_nonpositive(combine<kFused>(a[j], b[j], w0, w1) - best[j]);
+            for (int64_t j = 0; j < count; ++j)
+                sum[j] += exp_nonpositive(combine<kFused>(a[j], b[j], w0, w1) - best[j]);
         }
         const int64_t offset = y * g.out_width + x_begin;
         for (int64_t j = 0; j < count; ++j) {

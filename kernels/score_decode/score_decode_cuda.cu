@@ -117,7 +117,8 @@ __global__ void __launch_bounds__(kThreads)
         float result = best;
         if (from_logits) {
             float sum = 0.0f;
-            for (int64_t c = 0; c < channels; ++c) sum += exp_nonpositive(static_cast<float>(scores[c * pixels + p]) - best);
+            for (int64_t c = 0; c < channels; ++c)
+                sum += exp_nonpositive(static_cast<float>(scores[c * pixels + p]) - best);
             result = 1.0f / sum;
         }
         labels[p] = train_id(winner, num_valid, ignore);
