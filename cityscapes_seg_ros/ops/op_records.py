@@ -73,16 +73,22 @@ class OpRecord:
         return h.hexdigest()
 
 
-# -fno-trapping-math lets GCC turn the float comparisons of the class decision into vector selects.
-_DECODE_FLAGS = (*_CPU_TORCH_FLAGS, "-fno-trapping-math")
+# -fno-trapping-math lets GCC turn the float comparisons of the class decision into vector selects;
+# -ffp-contract=off: the resize of decode_logits rounds as torch's does only where it says so (fmaf), never where
+# the compiler would contract a*b+c on its own.
+_DECODE_FLAGS = (*_CPU_TORCH_FLAGS, "-fno-trapping-math", "-ffp-contract=off")
 _CUDA_FLAGS = ("-O3", "-std=c++20")
 _LIBRARY_FLAGS = ("-O3", "-std=c++17", "-fPIC")
 _DCNV3_CUDA_SOURCES = ("dcnv3_cuda.cu", "dcnv3_cuda_bind.cpp")
+_DECODE_CUDA_SOURCES = ("score_decode_cuda.cu", "score_decode_cuda_bind.cpp")
 
 RECORDS = (
     OpRecord("dcnv3_cpu", "dcnv3", ("dcnv3_cpu.cpp",), "cpu", "torch", _CPU_TORCH_FLAGS, _OPENMP),
     OpRecord("dcnv3_cuda", "dcnv3", _DCNV3_CUDA_SOURCES, "cuda", "torch", _CUDA_FLAGS, cuda_flags=_CUDA_FLAGS),
     OpRecord("score_decode_cpu", "score_decode", ("score_decode_cpu.cpp",), "cpu", "torch", _DECODE_FLAGS, _OPENMP),
+    OpRecord(
+        "score_decode_cuda", "score_decode", _DECODE_CUDA_SOURCES, "cuda", "torch", _CUDA_FLAGS, cuda_flags=_CUDA_FLAGS
+    ),  # fmt: skip
     OpRecord("png_unfilter", "png_unfilter", ("png_unfilter.cpp",), "cpu", "library", _LIBRARY_FLAGS),
 )
 OPS = {record.name: record for record in RECORDS}
