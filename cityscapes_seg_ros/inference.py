@@ -13,7 +13,7 @@ Precisions: ``precision.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ContextManager, List, Optional, Sequence, Tuple, Union
+from typing import ContextManager, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -25,8 +25,7 @@ from .choices import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
 from .devices import resolve_device
 from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from .models.layers import resize_bilinear
-from .ops import score_decode
-from .ops.score_decode import decode_scores
+from .ops.score_decode import decode_logits, decode_scores
 from .precision import DTYPES, check_precision, precision_scope
 
 MEAN_RGB = (123.675, 116.28, 103.53)
@@ -37,22 +36,6 @@ SLIDE_CROP = (512, 1024)  # (h, w), the training crop
 SLIDE_STRIDE = (341, 683)  # (h, w), two-thirds overlap as mmseg's Cityscapes slide configs
 
 PRECISIONS = DTYPES  # precision name -> storage dtype; keys: choices.PRECISIONS
-
-
-def _decode_logits_fallback(
-    logits: torch.Tensor,
-    size: Tuple[int, int],
-    num_valid: int = NUM_TRAIN_CLASSES,
-    ignore: int = IGNORE_TRAIN_ID,
-    backend: str = "auto",
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``ops.score_decode.decode_logits`` until it exists: the resize to ``size``, then ``decode_scores``."""
-    return decode_scores(resize_bilinear(logits[None].float(), size)[0], True, num_valid, ignore, backend)
-
-
-decode_logits: Callable[..., Tuple[torch.Tensor, torch.Tensor]] = getattr(
-    score_decode, "decode_logits", _decode_logits_fallback
-)
 
 
 def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
@@ -174,12 +157,25 @@ class Predictor:
     def _precision_scope(self) -> ContextManager:
         return precision_scope(self.precision, self.device)
 
+    def network_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole mode: the network's own output for normalized [N, 3, h, w] -- the decode head's logits at 1/4 of
+        the input for the segmentors of this package (``head_logits``), the model's output for other modules."""
+        with torch.inference_mode(), self._precision_scope():
+            return getattr(self.model, "head_logits", self.model)(x)
+
     def encode_decode(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized [N, 3, h, w] -> fp32 logits [N, C, h, w] (whole image or sliding window)."""
+        if self.mode == "whole":
+            return self._to_input_size(self.network_logits(x), x)
         with torch.inference_mode(), self._precision_scope():
-            if self.mode == "whole":
-                return self.model(x).float()
             return self._slide(x)
+
+    def _to_input_size(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The head's logits resized to the input in fp32, as ``EncoderDecoder.forward`` does."""
+        if not hasattr(self.model, "head_logits"):
+            return logits.float()
+        with torch.inference_mode():
+            return resize_bilinear(logits.float().contiguous(), x.shape[2:])  # the head may be channels-last
 
     def decision_logits(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         """Logits [N, C, h', w'] whose bilinear resize to ``size`` is the official decision's input.
@@ -188,9 +184,9 @@ class Predictor:
         model resizes them to the input size, which is ``size``: one resize either way); otherwise the logits at
         the input size (``encode_decode``), which the official pipeline resizes a second time.
         """
-        if self.mode == "whole" and tuple(x.shape[2:]) == tuple(size) and hasattr(self.model, "head_logits"):
-            with torch.inference_mode(), self._precision_scope():
-                return self.model.head_logits(x)
+        if self.mode == "whole" and hasattr(self.model, "head_logits"):
+            logits = self.network_logits(x)
+            return logits if tuple(x.shape[2:]) == tuple(size) else self._to_input_size(logits, x)
         return self.encode_decode(x)
 
     def _slide(self, x: torch.Tensor) -> torch.Tensor:

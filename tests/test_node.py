@@ -263,18 +263,18 @@ def test_valid_frames_of_extreme_shapes_are_segmented_not_failed(start_node, hei
 
 
 class SlowModel:
-    """Wraps a model's forward with a delay: a network much slower than the camera."""
+    """Wraps the network run the node calls (``head_logits``) with a delay: a network slower than the camera."""
 
     def __init__(self, model, delay_s):
         self.model, self.delay_s = model, delay_s
 
     def __enter__(self):
-        self.original = self.model.forward
-        self.model.forward = lambda x: (time.sleep(self.delay_s), self.original(x))[1]
+        self.original = self.model.head_logits
+        self.model.head_logits = lambda x: (time.sleep(self.delay_s), self.original(x))[1]
         return self.model
 
     def __exit__(self, *exc):
-        self.model.forward = self.original
+        self.model.head_logits = self.original
 
 
 def frames_alive(nbytes: int) -> int:
@@ -339,17 +339,17 @@ class CountingModel:
         self.model, self.calls = model, 0
 
     def __enter__(self):
-        self.original = self.model.forward
+        self.original = self.model.head_logits
 
         def forward(x):
             self.calls += 1
             return self.original(x)
 
-        self.model.forward = forward
+        self.model.head_logits = forward
         return self
 
     def __exit__(self, *exc):
-        self.model.forward = self.original
+        self.model.head_logits = self.original
 
 
 def test_no_inference_while_nobody_subscribes_then_a_statistics_subscriber_gets_frames_segmented(
@@ -389,7 +389,7 @@ class GatedModel:
         self.entered, self._gate = threading.Event(), threading.Event()
 
     def __enter__(self):
-        self.original = self.model.forward
+        self.original = self.model.head_logits
 
         def forward(x):
             self.batch_sizes.append(x.shape[0])
@@ -398,7 +398,7 @@ class GatedModel:
                 self._gate.wait(timeout=60)
             return self.original(x)
 
-        self.model.forward = forward
+        self.model.head_logits = forward
         return self
 
     def release(self):
@@ -406,7 +406,7 @@ class GatedModel:
 
     def __exit__(self, *exc):
         self._gate.set()
-        self.model.forward = self.original
+        self.model.head_logits = self.original
 
 
 def test_frames_waiting_on_two_cameras_share_one_forward_and_keep_their_own_header(start_node, tiny_19_class_model):

@@ -32,11 +32,14 @@ def tiny_model(tiny_t_fixture):
 
 
 class BatchRecorder:
-    """Records the batch size of every forward of a model (a forward pre-hook)."""
+    """Records the batch size of every forward of a model (a forward pre-hook on its backbone, which the node's
+    ``head_logits`` path runs without the model's own forward, or on the model where it has none)."""
 
     def __init__(self, model):
         self.sizes = []
-        self._handle = model.register_forward_pre_hook(lambda module, args: self.sizes.append(args[0].shape[0]))
+        self._handle = getattr(model, "backbone", model).register_forward_pre_hook(
+            lambda module, args: self.sizes.append(args[0].shape[0])
+        )
 
     def close(self):
         self._handle.remove()

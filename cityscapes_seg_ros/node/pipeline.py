@@ -26,9 +26,7 @@ from torch.nn import functional as F
 from ..graph_forward import GraphForward
 from ..inference import MEAN_RGB, STD_RGB, Predictor, rescale_size
 from ..labels import IGNORE_TRAIN_ID, TRAIN_ID_PALETTE
-from ..models.layers import resize_bilinear
-from ..ops import score_decode
-from ..ops.score_decode import decode_scores
+from ..ops.score_decode import decode_logits
 from ..visualize import colorize, overlay
 from .host_transfer import download, upload
 from .params import NodeSettings
@@ -60,13 +58,11 @@ class DevicePredictor(Predictor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.graph_forward = GraphForward(
-            super().encode_decode, enabled=self.device.type == "cuda", max_graphs=GRAPHS_PER_PREDICTOR
+            super().network_logits, enabled=self.device.type == "cuda", max_graphs=GRAPHS_PER_PREDICTOR
         )
 
-    def encode_decode(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "whole":  # slide mode's windows are not captured
-            return self.graph_forward(x)
-        return super().encode_decode(x)
+    def network_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph_forward(x)
 
     def prepare(self, image_bgr: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
         start = time.perf_counter()
@@ -140,8 +136,7 @@ class FrameProcessor:
             predictor.img_scale = (max(height, width), min(height, width))
         predictor.new_frame()
         start = time.perf_counter()
-        scores, from_logits = predictor.scores(image_bgr)  # [1, C, H, W] on the device
-        train_ids, confidence = decode_scores(scores[0], from_logits)
+        train_ids, confidence = predictor.decide(image_bgr)  # [H, W] on the device
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         inference_s = time.perf_counter() - start - predictor.preprocess_s
@@ -185,8 +180,9 @@ class FrameProcessor:
             inputs.append(predictor.prepare(image, predictor.img_scale, False))
             uploads.append(predictor.uploaded_image)
             preprocess_ms.append(predictor.preprocess_s * 1e3)
-        logits = predictor.encode_decode(torch.cat(inputs))  # [N, C, h, w]
-        decisions = [decide_from_logits(frame_logits, (height, width)) for frame_logits in logits]
+        logits = predictor.decision_logits(torch.cat(inputs), (height, width))  # [N, C, h, w]
+        with torch.inference_mode():
+            decisions = [decode_logits(frame_logits.contiguous(), (height, width)) for frame_logits in logits]
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         inference_ms = (time.perf_counter() - start) * 1e3 - sum(preprocess_ms)
@@ -267,15 +263,3 @@ def batch_groups(shapes: Sequence[Tuple[int, ...]], settings: NodeSettings) -> L
             ordered.append(same_size[-1])
         same_size[-1].append(index)
     return ordered
-
-
-def decide_from_logits(logits: torch.Tensor, size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One frame's logits [C, h, w] -> train ids uint8 [H, W] and confidence float32 [H, W] at ``size``.
-
-    What ``FrameProcessor.process`` decides for a frame alone (its logits resized to the image, then the decision).
-    """
-    # replaced at merge: ops.score_decode.decode_logits (the fused resize + decision) where it exists
-    fused = getattr(score_decode, "decode_logits", None)
-    if fused is not None:
-        return fused(logits, tuple(size))
-    return decode_scores(resize_bilinear(logits[None], tuple(size))[0], True)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
-from ..ops.score_decode import label_histogram
+from ..ops.score_decode import label_histogram, tensor_label_histogram
 
 Array = Union[np.ndarray, torch.Tensor]
 
@@ -45,11 +45,7 @@ def class_histogram(
     train_ids: torch.Tensor, confidence: Optional[torch.Tensor] = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count_classes`` of tensors, left on their device: int64 [256] pixels and float64 [256] summed confidence."""
-    flat = train_ids.reshape(-1).to(torch.int64)
-    counts = torch.bincount(flat, minlength=256)
-    if confidence is None:
-        return counts, torch.zeros(256, dtype=torch.float64, device=flat.device)
-    return counts, torch.bincount(flat, weights=confidence.reshape(-1).double(), minlength=256)
+    return tensor_label_histogram(train_ids, confidence)
 
 
 def class_stats(
