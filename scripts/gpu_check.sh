@@ -183,7 +183,7 @@ done
 
 if need benchmarks/decode_bench.py decode; then
   run_stage decode 90 "$PY" benchmarks/decode_bench.py --device "$DEVICE" --repeats $((cpu ? 1 : 20)) \
-    $( ((cpu)) && echo --small) --json "$work/decode.json"
+    --json "$work/decode.json"
 fi
 
 if need benchmarks/precision_bench.py precision; then
