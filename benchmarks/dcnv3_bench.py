@@ -14,7 +14,7 @@ once) and its fraction of the device's copy bandwidth (the memory roofline, meas
 copy), the speedup over the pure-PyTorch core and over the official op, and the relative error of the official
 op's output against ours (``|ours - official| / |official|``, Frobenius norms).
 
-With ``--cuda-kernels baseline,smem,regs`` (CUDA) each named forward kernel of the CUDA op (see
+With ``--cuda-kernels baseline,smem,regs,tile,tile_regs`` (CUDA) each named forward kernel of the CUDA op (see
 ``kernels/dcnv3/dcnv3_cuda.cu``; the op's ``forward_kernels()``) is timed in the same row, side by side: its ms,
 GB/s, and the relative error of its output against the default kernel's ("ours").
 
@@ -23,7 +23,7 @@ figure, after a warm-up; on the CPU the median of ``--reps`` calls (wall clock).
 
     .venv/bin/python benchmarks/dcnv3_bench.py                      # all devices, fp32
     .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --dtype fp16 --official ops_dcnv3 --json out.json
-    .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --no-torch --cuda-kernels baseline,smem,regs
+    .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --no-torch --cuda-kernels baseline,smem,regs,tile,tile_regs
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def main(argv=None) -> None:
     p.add_argument("--official", type=Path, default=None, help="folder holding the built official DCNv3 module")
     p.add_argument("--stages", type=int, default=4, help="first N stages only (dry runs)")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
-    p.add_argument("--cuda-kernels", default="", help="CUDA: also time these forward kernels, e.g. baseline,smem,regs")
+    p.add_argument("--cuda-kernels", default="", help="CUDA: also time these forward kernels, e.g. baseline,smem,tile")
     args = p.parse_args(argv)
     args.cuda_kernels = [k for k in args.cuda_kernels.split(",") if k]
     if args.threads:

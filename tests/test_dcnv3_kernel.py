@@ -50,7 +50,7 @@ def cuda_op():
 
 
 # the CUDA op's forward kernels (dcnv3_cuda.cu): every CUDA test runs each of them
-CUDA_FORWARD_KERNELS = ("baseline", "smem", "regs")
+CUDA_FORWARD_KERNELS = ("baseline", "smem", "regs", "tile", "tile_regs")
 
 
 @pytest.fixture(params=CUDA_FORWARD_KERNELS)

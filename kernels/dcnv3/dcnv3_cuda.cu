@@ -6,7 +6,8 @@
 //             point's bilinear record (4 corner weights with the mask, corner pixel, valid corners) into shared
 //             memory, then CH-channel lanes per item gather the corners with one 16-byte load each;
 //   regs    : the same gather, each lane computing the records of its item itself (no shared memory, so
-//             the whole L1 holds corner pixels; the position arithmetic is repeated per lane instead).
+//             the whole L1 holds corner pixels; the position arithmetic is repeated per lane instead);
+//   tile, tile_regs: smem, regs with a block serving one group of a 2-D tile of pixels (see BlockItems).
 // CH = 16 bytes of scalar_t where the group's channels allow.
 // backward: (pixel, group, point); grad_input accumulated with atomicAdd into an fp32 (fp64) buffer.
 #include <ATen/ATen.h>
@@ -84,10 +85,10 @@ void launch_forward(const Geometry& s, const scalar_t* in, const scalar_t* off, 
 // ------------------------------------------------------------------------------ gather kernels (smem, regs)
 
 // Forward kernels by name; kForwardKernelNames[i] is ForwardKernel i.
-enum ForwardKernel : int { kBaseline = 0, kSmem = 1, kRegs = 2 };
-constexpr const char* kForwardKernelNames[] = {"baseline", "smem", "regs"};
-constexpr int kForwardKernelCount = 3;
-constexpr int kDefaultForwardKernel = kSmem;
+enum ForwardKernel : int { kBaseline = 0, kSmem = 1, kRegs = 2, kTile = 3, kTileRegs = 4 };
+constexpr const char* kForwardKernelNames[] = {"baseline", "smem", "regs", "tile", "tile_regs"};
+constexpr int kForwardKernelCount = 5;
+constexpr int kDefaultForwardKernel = kTile;
 constexpr const char* kForwardKernelEnv = "CITYSCAPES_SEG_DCNV3_CUDA_KERNEL";
 std::atomic<int> g_forward_kernel{-1};  // -1: not chosen yet (the environment is read at the first call)
 
@@ -188,32 +189,65 @@ __device__ DCN_INLINE void gather_point(const scalar_t* __restrict__ in_g, int C
     }
 }
 
-// A block takes `items_per_block` consecutive items (item = pixel * G + group, pixels raster order); each item
-// is served by Cg / CH lanes. KT: the number of points when fixed at compile time (9), else 0 (s.K()).
-// SMEM: records computed once per (item, point) into shared memory; else each lane computes its own.
+// Which (pixel, group) items a block serves (item = pixel * G + group, pixels in raster order):
+//   linear (tile_w == 0): items_per_block consecutive items;
+//   tile   (tile_w > 0) : one group of a tile_h x tile_w tile of output pixels of one image; blocks run the
+//                         groups of a tile one after another. The corners of a tile's pixels for one group
+//                         are a small neighbourhood that stays in L1 while the block gathers it (a linear block
+//                         of an L model spans 6 pixels of 10 groups: a footprint as large as what it reads).
+struct BlockItems {
+    int items_per_block;
+    int tile_w, tile_h, tiles_x, tiles_y;
+};
+
+// Local item il of this block: its item, pixel and group, and whether it exists (partial blocks / tiles).
+__device__ DCN_INLINE bool block_item(const Geometry& s, const BlockItems& b, int total_items, int il, int& item,
+                                      int& pix, int& g) {
+    const int G = static_cast<int>(s.G);
+    if (b.tile_w == 0) {
+        item = static_cast<int>(blockIdx.x) * b.items_per_block + il;
+        pix = item / G;
+        g = item - pix * G;
+        return item < total_items;
+    }
+    const int Hout = static_cast<int>(s.Hout), Wout = static_cast<int>(s.Wout);
+    int t = static_cast<int>(blockIdx.x);
+    g = t % G;
+    t /= G;
+    const int tx = t % b.tiles_x;
+    t /= b.tiles_x;
+    const int ty = t % b.tiles_y, n = t / b.tiles_y;
+    const int dy = il / b.tile_w;
+    const int ho = ty * b.tile_h + dy, wo = tx * b.tile_w + (il - dy * b.tile_w);
+    pix = (n * Hout + ho) * Wout + wo;
+    item = pix * G + g;
+    return ho < Hout && wo < Wout;
+}
+
+// Each item is served by Cg / CH lanes. KT: the number of points when fixed at compile time (9), else 0
+// (s.K()). SMEM: records computed once per (item, point) into shared memory; else each lane computes its own.
 template <typename scalar_t, typename acc_t, int CH, int KT, bool SMEM>
 __global__ void __launch_bounds__(kThreads)
     dcnv3_forward_gather_kernel(const Geometry s, const scalar_t* __restrict__ in, const scalar_t* __restrict__ off,
                                 const scalar_t* __restrict__ msk, scalar_t* __restrict__ out, const int total_items,
-                                const int items_per_block) {
+                                const BlockItems b) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int K = KT > 0 ? KT : s.K();
-    const int G = static_cast<int>(s.G), Cg = static_cast<int>(s.Cg), C = G * Cg;
+    const int Cg = static_cast<int>(s.Cg), C = static_cast<int>(s.G) * Cg;
     const int W = static_cast<int>(s.W), Wout = static_cast<int>(s.Wout), hw_out = Wout * static_cast<int>(s.Hout);
     const int lanes_per_item = Cg / CH;
-    const int item0 = static_cast<int>(blockIdx.x) * items_per_block;
-    const int items_here = min(items_per_block, total_items - item0);
-    const int units = items_per_block * K;
+    const int units = b.items_per_block * K;
     acc_t* s_w = reinterpret_cast<acc_t*>(smem_raw);  // [4][units]: corner weights
     int* s_key = reinterpret_cast<int*>(s_w + 4 * units);  // [units]
 
     if constexpr (SMEM) {
-        // (item, point) units of the block in memory order: the offset / mask reads are coalesced
-        for (int u = threadIdx.x; u < items_here * K; u += blockDim.x) {
+        // (item, point) units; in linear blocks in memory order, so the offset / mask reads are coalesced
+        for (int u = threadIdx.x; u < units; u += blockDim.x) {
             const int il = u / K, p = u - il * K;
-            const int pix = (item0 + il) / G;
+            int item, pix, g;
+            if (!block_item(s, b, total_items, il, item, pix, g)) continue;
             const int r = pix % hw_out, ho = r / Wout;
-            const int64_t q = static_cast<int64_t>(item0) * K + u;
+            const int64_t q = static_cast<int64_t>(item) * K + p;
             acc_t w[4];
             s_key[u] = point_record<acc_t>(s, ho, r - ho * Wout, p, static_cast<acc_t>(off[2 * q]),
                                            static_cast<acc_t>(off[2 * q + 1]), static_cast<acc_t>(msk[q]), w);
@@ -223,9 +257,10 @@ __global__ void __launch_bounds__(kThreads)
         __syncthreads();
     }
 
-    for (int v = threadIdx.x; v < items_here * lanes_per_item; v += blockDim.x) {
+    for (int v = threadIdx.x; v < b.items_per_block * lanes_per_item; v += blockDim.x) {
         const int il = v / lanes_per_item, chunk = v - il * lanes_per_item;
-        const int item = item0 + il, pix = item / G, g = item - pix * G;
+        int item, pix, g;
+        if (!block_item(s, b, total_items, il, item, pix, g)) continue;
         const int n = pix / hw_out, r = pix - n * hw_out, ho = r / Wout, wo = r - ho * Wout;
         const scalar_t* __restrict__ in_g = in + static_cast<int64_t>(n) * s.H * s.W * C + g * Cg + chunk * CH;
         acc_t acc[CH];
@@ -251,44 +286,58 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// Launches the smem / regs kernel; false (nothing launched) when the call is outside what its 32-bit indexing,
-// its record key and its vector accesses allow: the caller then runs the baseline.
+// Launches a gather kernel; false (nothing launched) when the call is outside what its 32-bit indexing, its
+// record key and its vector accesses allow: the caller then runs the baseline.
 template <typename scalar_t, int CH>
 bool launch_forward_gather(const Geometry& s, const scalar_t* in, const scalar_t* off, const scalar_t* msk,
-                           scalar_t* out, bool smem, cudaStream_t stream) {
+                           scalar_t* out, bool smem, bool tile, cudaStream_t stream) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t items = s.pixels() * s.G;
     const int64_t hw = s.H * s.W;
-    const bool fits = items <= INT_MAX && hw * s.C() <= INT_MAX && (hw + s.W + 1) <= (int64_t(1) << 26) &&
-                      s.pixels() <= INT_MAX;
+    // 32-bit item, pixel and element indices (with room for a tile's pixels past the image's edge); the key
+    const bool fits = items + (s.Wout + 64) * s.G * 64 <= INT_MAX && hw * s.C() <= INT_MAX &&
+                      (hw + s.W + 1) <= (int64_t(1) << 26);
     constexpr uintptr_t align = sizeof(scalar_t) * CH;
     const bool aligned = reinterpret_cast<uintptr_t>(in) % align == 0 && reinterpret_cast<uintptr_t>(out) % align == 0;
     if (!fits || !aligned) return false;
-    const int lanes_per_item = static_cast<int>(s.Cg / CH);
+    const int64_t lanes_per_item = s.Cg / CH;
     const int K = s.K();
     const int64_t record_bytes = smem ? int64_t(K) * (4 * sizeof(acc_t) + sizeof(int)) : 0;
-    int64_t items_per_block = std::max(1, kThreads / lanes_per_item);
-    if (smem) items_per_block = std::min<int64_t>(items_per_block, std::max<int64_t>(1, (32 << 10) / record_bytes));
-    const int64_t smem_bytes = items_per_block * record_bytes;
+    // at most 64 items per block: the records of the blocks on one SM then leave most of its L1 to corners
+    int64_t per_block = std::max<int64_t>(1, std::min<int64_t>(64, kThreads / lanes_per_item));
+    if (smem) per_block = std::min<int64_t>(per_block, std::max<int64_t>(1, (32 << 10) / record_bytes));
+    const int64_t smem_bytes = per_block * record_bytes;
     if (smem_bytes > (48 << 10)) return false;
-    const int64_t blocks = (items + items_per_block - 1) / items_per_block;
+    BlockItems b{static_cast<int>(per_block), 0, 0, 0, 0};
+    int64_t blocks = (items + per_block - 1) / per_block;
+    if (tile) {
+        b.tile_w = static_cast<int>(std::min<int64_t>(per_block, 8));
+        b.tile_h = static_cast<int>(per_block / b.tile_w);
+        b.items_per_block = b.tile_w * b.tile_h;
+        b.tiles_x = static_cast<int>((s.Wout + b.tile_w - 1) / b.tile_w);
+        b.tiles_y = static_cast<int>((s.Hout + b.tile_h - 1) / b.tile_h);
+        blocks = s.N * b.tiles_y * b.tiles_x * s.G;
+        if (blocks > INT_MAX) return false;
+    }
+    const auto threads = static_cast<unsigned int>(
+        std::min<int64_t>(kThreads, (b.items_per_block * lanes_per_item + 31) / 32 * 32));
     const auto grid = static_cast<unsigned int>(blocks);
-    const auto shared = static_cast<size_t>(smem_bytes);
-    const int n_items = static_cast<int>(items), per_block = static_cast<int>(items_per_block);
+    const auto shared = static_cast<size_t>(b.items_per_block * record_bytes);
+    const int n_items = static_cast<int>(items);
     if (smem) {
         if (K == 9)
             dcnv3_forward_gather_kernel<scalar_t, acc_t, CH, 9, true>
-                <<<grid, kThreads, shared, stream>>>(s, in, off, msk, out, n_items, per_block);
+                <<<grid, threads, shared, stream>>>(s, in, off, msk, out, n_items, b);
         else
             dcnv3_forward_gather_kernel<scalar_t, acc_t, CH, 0, true>
-                <<<grid, kThreads, shared, stream>>>(s, in, off, msk, out, n_items, per_block);
+                <<<grid, threads, shared, stream>>>(s, in, off, msk, out, n_items, b);
     } else {
         if (K == 9)
             dcnv3_forward_gather_kernel<scalar_t, acc_t, CH, 9, false>
-                <<<grid, kThreads, 0, stream>>>(s, in, off, msk, out, n_items, per_block);
+                <<<grid, threads, 0, stream>>>(s, in, off, msk, out, n_items, b);
         else
             dcnv3_forward_gather_kernel<scalar_t, acc_t, CH, 0, false>
-                <<<grid, kThreads, 0, stream>>>(s, in, off, msk, out, n_items, per_block);
+                <<<grid, threads, 0, stream>>>(s, in, off, msk, out, n_items, b);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return true;
@@ -298,7 +347,8 @@ template <typename scalar_t, int CH>
 void forward_with(const Geometry& s, const scalar_t* in, const scalar_t* off, const scalar_t* msk, scalar_t* out,
                   int kernel, cudaStream_t stream) {
     if constexpr (sizeof(scalar_t) * CH <= 16) {  // (wider CH are never chosen: see forward_cuda_dispatch)
-        if (kernel != kBaseline && launch_forward_gather<scalar_t, CH>(s, in, off, msk, out, kernel == kSmem, stream))
+        const bool smem = kernel == kSmem || kernel == kTile, tile = kernel == kTile || kernel == kTileRegs;
+        if (kernel != kBaseline && launch_forward_gather<scalar_t, CH>(s, in, off, msk, out, smem, tile, stream))
             return;
     }
     launch_forward<scalar_t, at::opmath_type<scalar_t>, CH>(s, in, off, msk, out, stream);
