@@ -9,8 +9,10 @@ sessions load the cached build). CUDA: an nvcc compile-only check here, numeric 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -391,6 +393,29 @@ def test_cuda_forward_kernels_agree_with_the_baseline(cuda_op):
         assert rel_err(out, outs["baseline"]) <= 1e-6, name
     with pytest.raises(ValueError, match="unknown DCNv3 CUDA forward kernel"):
         cuda_op.set_forward_kernel("fastest")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_forward_kernel_chosen_by_the_environment(cuda_op):
+    # a fresh process: the variable is read at the first use; an unknown name is one clear ValueError
+    script = (
+        "import os\n"
+        "from cityscapes_seg_ros.ops.dcnv3_compiled import load_dcnv3_op\n"
+        "op = load_dcnv3_op('cuda')\n"
+        "try:\n"
+        "    op.forward_kernel()\n"
+        "except ValueError as exc:\n"
+        "    print('error:', str(exc).splitlines()[0])\n"
+        "os.environ['CITYSCAPES_SEG_DCNV3_CUDA_KERNEL'] = 'regs'\n"
+        "print('kernel:', op.forward_kernel())\n"
+    )
+    repo = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "CITYSCAPES_SEG_DCNV3_CUDA_KERNEL": "fastest", "PYTHONPATH": path}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "error: CITYSCAPES_SEG_DCNV3_CUDA_KERNEL=fastest: unknown DCNv3 CUDA forward kernel" in res.stdout
+    assert "kernel: regs" in res.stdout
 
 
 def test_the_op_built_at_install_is_used_only_while_its_digest_matches(cpu_op):

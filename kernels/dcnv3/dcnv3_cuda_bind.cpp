@@ -23,6 +23,16 @@ std::string dcnv3_cuda_forward_kernel();
 void dcnv3_cuda_set_forward_kernel(const std::string& name);
 }  // namespace csr_dcnv3
 
+// an unknown kernel name is a Python ValueError with one line, whatever translation the torch build registers
+template <typename F>
+auto csr_value_error(F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const c10::ValueError& e) {
+        throw py::value_error(e.what_without_backtrace());
+    }
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.doc() = "cityscapes_seg_ros DCNv3 core, CUDA op (same per-sample code as the CPU op)";
     m.def("forward", &csr_dcnv3::dcnv3_forward_cuda, "DCNv3 forward (CUDA)", py::arg("input"), py::arg("offset"),
@@ -36,9 +46,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("grad_output"));
     // forward kernel variants (same results; for benchmarks and tests): see dcnv3_cuda.cu
     m.def("forward_kernels", &csr_dcnv3::dcnv3_cuda_forward_kernels, "names of the forward kernels");
-    m.def("forward_kernel", &csr_dcnv3::dcnv3_cuda_forward_kernel, "the forward kernel in use");
-    m.def("set_forward_kernel", &csr_dcnv3::dcnv3_cuda_set_forward_kernel, "use this forward kernel from now on",
-          py::arg("name"));
+    m.def("forward_kernel", [] { return csr_value_error(csr_dcnv3::dcnv3_cuda_forward_kernel); },
+          "the forward kernel in use");
+    m.def("set_forward_kernel", [](const std::string& name) {
+            csr_value_error([&] { csr_dcnv3::dcnv3_cuda_set_forward_kernel(name); });
+          }, "use this forward kernel from now on", py::arg("name"));
 #ifdef CSR_SOURCE_DIGEST
     // set by the build (compiled.py, setup.py): lets the loader tell a build of these sources from a stale one
     m.attr("source_digest") = CSR_STRINGIFY(CSR_SOURCE_DIGEST);
