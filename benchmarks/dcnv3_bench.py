@@ -14,11 +14,16 @@ once) and its fraction of the device's copy bandwidth (the memory roofline, meas
 copy), the speedup over the pure-PyTorch core and over the official op, and the relative error of the official
 op's output against ours (``|ours - official| / |official|``, Frobenius norms).
 
+With ``--cuda-kernels baseline,smem,regs,tile,tile_regs`` (CUDA) each named forward kernel of the CUDA op (see
+``kernels/dcnv3/dcnv3_cuda.cu``; the op's ``forward_kernels()``) is timed in the same row, side by side: its ms,
+GB/s, and the relative error of its output against the default kernel's ("ours").
+
 Timing: on CUDA, CUDA events around a loop of calls (enough calls for ~20 ms), the median of 5 such loops per
 figure, after a warm-up; on the CPU the median of ``--reps`` calls (wall clock).
 
     .venv/bin/python benchmarks/dcnv3_bench.py                      # all devices, fp32
     .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --dtype fp16 --official ops_dcnv3 --json out.json
+    .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --no-torch --cuda-kernels baseline,smem,regs,tile,tile_regs
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cityscapes_seg_ros.ops.dcnv3_compiled import available_backends, dcnv3_forward  # noqa: E402
+from cityscapes_seg_ros.ops.dcnv3_compiled import available_backends, dcnv3_forward, load_dcnv3_op  # noqa: E402
 from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
 
 STAGES = ((256, 512), (128, 256), (64, 128), (32, 64))
@@ -120,6 +125,22 @@ def fmt(value: Optional[float], spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def time_cuda_kernels(names: list[str], call: Callable[[], torch.Tensor], device, args, nbytes: int) -> dict:
+    """ms, GB/s and relative error against the default kernel's output of each named CUDA forward kernel."""
+    module = load_dcnv3_op("cuda")
+    default = module.forward_kernel()
+    expected = call().clone()
+    figures = {}
+    try:
+        for name in names:
+            module.set_forward_kernel(name)
+            ms = timeit_ms(call, device, args.reps)
+            figures[name] = dict(ms=ms, gbs=nbytes / ms / 1e6, rel_error=relative_error(call(), expected))
+    finally:
+        module.set_forward_kernel(default)
+    return figures
+
+
 def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
     (h, w), c, g = STAGES[stage], spec["channels"][stage], spec["groups"][stage]
     gen = torch.Generator().manual_seed(1000 * stage + c)
@@ -135,6 +156,9 @@ def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
         if device.type in backends:
             row["ours_ms"] = timeit_ms(lambda: dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps)
             row["ours_gbs"] = nbytes / row["ours_ms"] / 1e6
+            if device.type == "cuda" and args.cuda_kernels:
+                call = lambda: dcnv3_forward(inp, off, msk, *cargs, out=out)  # noqa: E731
+                row["cuda_kernels"] = time_cuda_kernels(args.cuda_kernels, call, device, args, nbytes)
         if not args.no_torch:
             row["torch_ms"] = timeit_ms(lambda: dcnv3_core_torch(inp, off, msk, *cargs), device, args.torch_reps)
         if official is not None and device.type == "cuda" and dtype != torch.bfloat16:
@@ -143,6 +167,16 @@ def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
             if "ours_ms" in row:
                 row["official_rel_error"] = relative_error(out, call())
     return row
+
+
+def kernel_cells(row: dict, kernels: list[str], roofline_gbs: float) -> str:
+    cells = ""
+    for name in kernels:
+        k = row.get("cuda_kernels", {}).get(name, {})
+        gbs = k.get("gbs")
+        cells += (f" {fmt(k.get('ms'), '.3f')} | {fmt(gbs, '.0f')} |"
+                  f" {fmt(None if gbs is None else 100 * gbs / roofline_gbs, '.0f')} | {fmt(k.get('rel_error'), '.1e')} |")  # fmt: skip
+    return cells
 
 
 def main(argv=None) -> None:
@@ -157,7 +191,9 @@ def main(argv=None) -> None:
     p.add_argument("--official", type=Path, default=None, help="folder holding the built official DCNv3 module")
     p.add_argument("--stages", type=int, default=4, help="first N stages only (dry runs)")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument("--cuda-kernels", default="", help="CUDA: also time these forward kernels, e.g. baseline,smem,tile")
     args = p.parse_args(argv)
+    args.cuda_kernels = [k for k in args.cuda_kernels.split(",") if k]
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = DTYPES[args.dtype]
@@ -172,7 +208,14 @@ def main(argv=None) -> None:
     official = load_official(args.official)
     print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s); official op: "
           f"{'loaded' if official is not None else 'not used'}")  # fmt: skip
-    print(f"torch {torch.__version__}, dtype {args.dtype}, batch 1, 1024x2048 input\n")
+    print(f"torch {torch.__version__}, dtype {args.dtype}, batch 1, 1024x2048 input")
+    cuda_op = load_dcnv3_op("cuda") if "cuda" in backends else None
+    if cuda_op is not None:
+        print(f"CUDA forward kernel (ours): {cuda_op.forward_kernel()}; all: {', '.join(cuda_op.forward_kernels())}")
+        unknown = [k for k in args.cuda_kernels if k not in cuda_op.forward_kernels()]
+        if unknown:
+            p.error(f"--cuda-kernels: unknown {', '.join(unknown)} (known: {', '.join(cuda_op.forward_kernels())})")
+    print()
 
     results = dict(torch=torch.__version__, dtype=args.dtype, devices=[])
     for device in devices:
@@ -180,9 +223,11 @@ def main(argv=None) -> None:
         result = dict(device=device.type, name=device_name(device), copy_gbs=bw, rows=[])
         results["devices"].append(result)
         print(f"## {device.type}: {result['name']}; copy bandwidth (roofline) {bw:.1f} GB/s\n")
+        kernels = args.cuda_kernels if device.type == "cuda" and cuda_op is not None else []
+        kernel_heads = "".join(f" {k} ms | {k} GB/s | {k} % roofline | {k} rel. err. |" for k in kernels)
         print("| model | stage | H x W | C | G | ours ms | GB/s | % roofline | torch core ms | speedup vs torch core | "
-              "official ms | speedup vs official | rel. err. vs official |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "official ms | speedup vs official | rel. err. vs official |" + kernel_heads)  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|---|---|" * len(kernels))
         for model in args.models.split(","):
             for stage in range(min(args.stages, len(STAGES))):
                 row = bench_stage(device, dtype, MODELS[model], stage, backends, official, args)
@@ -195,7 +240,8 @@ def main(argv=None) -> None:
                       f"{fmt(ours, '.3f')} | {fmt(gbs, '.0f')} | {fmt(None if gbs is None else 100 * gbs / bw, '.0f')}"
                       f" | {fmt(row.get('torch_ms'), '.3f')} | {fmt(vs_torch, '.1f')} | "
                       f"{fmt(row.get('official_ms'), '.3f')} | {fmt(vs_official, '.2f')} | "
-                      f"{fmt(row.get('official_rel_error'), '.1e')} |", flush=True)  # fmt: skip
+                      f"{fmt(row.get('official_rel_error'), '.1e')} |" + kernel_cells(row, kernels, bw),
+                      flush=True)  # fmt: skip
         print()
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

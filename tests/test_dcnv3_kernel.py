@@ -9,8 +9,10 @@ sessions load the cached build). CUDA: an nvcc compile-only check here, numeric 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,21 @@ def cuda_op():
     module = ext.load_dcnv3_op("cuda")
     assert module is not None, f"CUDA op build failed: {ext.dcnv3_op_error('cuda')}"
     return module
+
+
+# the CUDA op's forward kernels (dcnv3_cuda.cu): every CUDA test runs each of them
+CUDA_FORWARD_KERNELS = ("baseline", "smem", "regs", "tile", "tile_regs")
+
+
+@pytest.fixture(params=CUDA_FORWARD_KERNELS)
+def cuda_kernel(request, cuda_op):
+    """The CUDA op with its forward kernel set to the parameter (restored afterwards)."""
+    assert tuple(cuda_op.forward_kernels()) == CUDA_FORWARD_KERNELS  # a new kernel must be added here
+    before = cuda_op.forward_kernel()
+    cuda_op.set_forward_kernel(request.param)
+    assert cuda_op.forward_kernel() == request.param
+    yield request.param
+    cuda_op.set_forward_kernel(before)
 
 
 # ------------------------------------------------------------------------------------------ CPU forward
@@ -278,7 +295,8 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
     obj = (tmp_path / "dcnv3_cuda.o").read_bytes()
     for sm in (b"sm_87", b"sm_89", b"sm_90"):
         assert sm in obj
-    assert b"dcnv3_forward_kernel" in obj and b"dcnv3_backward_kernel" in obj
+    for kernel in (b"dcnv3_forward_kernel", b"dcnv3_forward_gather_kernel", b"dcnv3_backward_kernel"):
+        assert kernel in obj
 
 
 # ------------------------------------------------------------------------------------------------ CUDA
@@ -286,7 +304,7 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
 @pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "N{}_{}x{}_G{}_Cg{}_s{}".format(*c))
-def test_cuda_forward_backward(cuda_op, case):
+def test_cuda_forward_backward(cuda_kernel, case):
     n, h, w, g, cg, os_ = case
     args = kernel_args(3, 1, 1, 1, g, cg, os_)
     inp, off, msk = (t.requires_grad_() for t in make_inputs(n, h, w, g, cg, seed=8, device="cuda", exact=0))
@@ -309,13 +327,95 @@ def test_cuda_forward_backward(cuda_op, case):
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
-def test_cuda_matches_cpu_op(cpu_op, cuda_op):
+def test_cuda_matches_cpu_op(cpu_op, cuda_kernel):
     inp, off, msk = make_inputs(2, 17, 23, 10, 16, dtype=torch.float32, seed=9)
     args = kernel_args(3, 1, 1, 1, 10, 16, 2.0)
     cpu = ext.dcnv3_compiled(inp, off, msk, *args)
     gpu = ext.dcnv3_compiled(inp.cuda(), off.cuda(), msk.cuda(), *args).cpu()
     assert rel_err(gpu, cpu) <= 1e-6
     assert math.isfinite(gpu.abs().max().item())
+
+
+# (N, H, W, group, group_channels, k, stride, pad, dilation, offset_scale): channels per group that are not a
+# multiple of the 16-byte vector (5, 6, 12 halves), a group wider than one block of lanes (1040 floats), pixel
+# counts that leave a partial last block, strides, dilations, kernels other than 3x3
+CUDA_HARD_CASES = GENERAL_CASES + [
+    (1, 9, 10, 3, 6, 3, 1, 1, 1, 2.0),
+    (2, 5, 11, 2, 12, 3, 1, 1, 1, 1.0),
+    (1, 3, 4, 1, 1040, 3, 1, 1, 1, 1.0),
+    (1, 23, 1, 7, 16, 3, 1, 1, 1, 4.0),
+]
+CUDA_TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("dtype", list(CUDA_TOLERANCE), ids=str)
+@pytest.mark.parametrize("case", CUDA_HARD_CASES, ids=lambda c: "N{}_{}x{}_G{}_Cg{}_k{}_s{}_p{}_d{}_os{}".format(*c))
+def test_cuda_forward_kernels_on_general_geometry(cuda_kernel, case, dtype):
+    n, h, w, g, cg, k, s, p, d, os_ = case
+    args = kernel_args(k, s, p, d, g, cg, os_)
+    inp, off, msk = make_inputs(n, h, w, g, cg, k, s, p, d, seed=11, device="cuda", dtype=dtype)
+    ref = reference_dcnv3(inp.double(), off.double(), msk.double(), *args)  # the rounded inputs, in fp64
+    out = torch.full(ref.shape, float("nan"), device="cuda", dtype=dtype)  # every element must be written
+    ext.dcnv3_forward(inp, off, msk, *args, out=out)
+    assert rel_err(out, ref) <= CUDA_TOLERANCE[dtype]
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_cuda_forward_kernels_on_unaligned_tensors(cuda_kernel, dtype):
+    # input and out one element past a 16-byte boundary: no vector access is allowed (the baseline takes over)
+    n, h, w, g, cg = 1, 6, 7, 4, 16
+    args = kernel_args(3, 1, 1, 1, g, cg, 1.0)
+    inp, off, msk = make_inputs(n, h, w, g, cg, seed=12, device="cuda", dtype=dtype)
+    shifted = torch.empty(inp.numel() + 1, device="cuda", dtype=dtype)[1:].view(inp.shape)
+    shifted.copy_(inp)
+    out = torch.full((inp.numel() + 1,), float("nan"), device="cuda", dtype=dtype)[1:].view(inp.shape)
+    assert shifted.data_ptr() % 16 != 0 and shifted.is_contiguous()
+    ext.dcnv3_forward(shifted, off, msk, *args, out=out)
+    ref = reference_dcnv3(inp.double(), off.double(), msk.double(), *args)
+    assert rel_err(out, ref) <= CUDA_TOLERANCE[dtype]
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_forward_kernels_agree_with_the_baseline(cuda_op):
+    inp, off, msk = make_inputs(2, 19, 33, 10, 16, seed=13, device="cuda", dtype=torch.float32)
+    args = kernel_args(3, 1, 1, 1, 10, 16, 2.0)
+    before = cuda_op.forward_kernel()
+    try:
+        outs = {}
+        for name in CUDA_FORWARD_KERNELS:
+            cuda_op.set_forward_kernel(name)
+            outs[name] = ext.dcnv3_compiled(inp, off, msk, *args)
+    finally:
+        cuda_op.set_forward_kernel(before)
+    for name, out in outs.items():
+        assert rel_err(out, outs["baseline"]) <= 1e-6, name
+    with pytest.raises(ValueError, match="unknown DCNv3 CUDA forward kernel"):
+        cuda_op.set_forward_kernel("fastest")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_forward_kernel_chosen_by_the_environment(cuda_op):
+    # a fresh process: the variable is read at the first use; an unknown name is one clear ValueError
+    script = (
+        "import os\n"
+        "from cityscapes_seg_ros.ops.dcnv3_compiled import load_dcnv3_op\n"
+        "op = load_dcnv3_op('cuda')\n"
+        "try:\n"
+        "    op.forward_kernel()\n"
+        "except ValueError as exc:\n"
+        "    print('error:', str(exc).splitlines()[0])\n"
+        "os.environ['CITYSCAPES_SEG_DCNV3_CUDA_KERNEL'] = 'regs'\n"
+        "print('kernel:', op.forward_kernel())\n"
+    )
+    repo = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "CITYSCAPES_SEG_DCNV3_CUDA_KERNEL": "fastest", "PYTHONPATH": path}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "error: CITYSCAPES_SEG_DCNV3_CUDA_KERNEL=fastest: unknown DCNv3 CUDA forward kernel" in res.stdout
+    assert "kernel: regs" in res.stdout
 
 
 def test_the_op_built_at_install_is_used_only_while_its_digest_matches(cpu_op):

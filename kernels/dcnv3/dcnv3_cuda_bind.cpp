@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #define CSR_STRINGIFY_(x) #x
@@ -17,7 +18,20 @@ std::vector<at::Tensor> dcnv3_backward_cuda(const at::Tensor& input, const at::T
                                             int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
                                             int64_t group, int64_t group_channels, double offset_scale,
                                             const at::Tensor& grad_output);
+std::vector<std::string> dcnv3_cuda_forward_kernels();
+std::string dcnv3_cuda_forward_kernel();
+void dcnv3_cuda_set_forward_kernel(const std::string& name);
 }  // namespace csr_dcnv3
+
+// an unknown kernel name is a Python ValueError with one line, whatever translation the torch build registers
+template <typename F>
+auto csr_value_error(F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const c10::ValueError& e) {
+        throw py::value_error(e.what_without_backtrace());
+    }
+}
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.doc() = "cityscapes_seg_ros DCNv3 core, CUDA op (same per-sample code as the CPU op)";
@@ -30,6 +44,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"),
           py::arg("dilation_w"), py::arg("group"), py::arg("group_channels"), py::arg("offset_scale"),
           py::arg("grad_output"));
+    // forward kernel variants (same results; for benchmarks and tests): see dcnv3_cuda.cu
+    m.def("forward_kernels", &csr_dcnv3::dcnv3_cuda_forward_kernels, "names of the forward kernels");
+    m.def("forward_kernel", [] { return csr_value_error(csr_dcnv3::dcnv3_cuda_forward_kernel); },
+          "the forward kernel in use");
+    m.def("set_forward_kernel", [](const std::string& name) {
+            csr_value_error([&] { csr_dcnv3::dcnv3_cuda_set_forward_kernel(name); });
+          }, "use this forward kernel from now on", py::arg("name"));
 #ifdef CSR_SOURCE_DIGEST
     // set by the build (compiled.py, setup.py): lets the loader tell a build of these sources from a stale one
     m.attr("source_digest") = CSR_STRINGIFY(CSR_SOURCE_DIGEST);
