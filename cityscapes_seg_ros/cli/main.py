@@ -16,6 +16,7 @@ from typing import List, Optional
 from ..model_options import add_model_arguments
 from .common import configure_logging, run_command
 from .demo import add_demo_parser
+from .doctor import add_doctor_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--resume", action="store_true", help="skip inputs whose four outputs already exist")
     add_model_arguments(predict)
     add_demo_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -59,6 +61,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging(args.verbose)
     if args.command == "models":
         return list_models(args.json)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor(args)
     if args.command == "demo":
         from .demo import run_demo
 
