@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("rclpy")
+rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
 
 from bag_support import tiny_model_files  # noqa: E402
@@ -180,3 +180,39 @@ def test_no_node_outlives_an_interrupted_demo(tmp_path, tiny_model, signum):
     assert code == 130 and "interrupted" in "".join(lines), "".join(lines)
     assert "Traceback" not in "".join(lines)
     assert not is_running(pid)
+
+
+def test_a_live_camera_is_segmented_until_the_frame_count(tmp_path, tiny_model):
+    """--camera: the demo listens to a camera it does not publish, and stops after --frames."""
+    from ros_probe import Probe, bgr_msg, make_context
+    from sensor_msgs.msg import Image
+
+    config, checkpoint = tiny_model
+    context = make_context()
+    probe = Probe(context, "demo_camera")
+    camera = probe.publisher(Image, "/demo_test/cam/image_raw")
+    out = tmp_path / "out"
+    demo = subprocess.Popen([*DEMO, "--model", str(config), "--checkpoint", str(checkpoint), "--out", str(out),
+                             "--camera", "/demo_test/cam/image_raw", "--frames", "3", *SMALL],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        image = np.random.default_rng(2).integers(0, 256, (48, 96, 3), dtype=np.uint8)
+        stamp = [0]
+
+        def publish():
+            stamp[0] += 1
+            camera.publish(bgr_msg(image, "cam", stamp[0]))
+
+        assert probe.wait_for(lambda: demo.poll() is not None, timeout=180, publish=publish, every=0.3)
+        out_text, err = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        probe.close()
+        rclpy.try_shutdown(context=context)
+    assert demo.returncode == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == ["frame_000", "frame_001", "frame_002"] and "live camera" in summary["timing_mode"]
+    assert cv2.imread(str(out / "contact_sheet.png")).shape[0] == 56 + 3 * (192 + 4) + 4
+    assert sum(int(r["pixels"]) for r in csv.DictReader(open(out / "class_shares.csv"))) == 3 * 48 * 96
+    assert "live camera" in out_text
