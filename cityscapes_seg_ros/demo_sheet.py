@@ -19,7 +19,7 @@ from .labels import NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
 TILE_WIDTH = 384
 GAP = 4
 TITLE_HEIGHT = 56
-COLUMN_TITLES = ("input", "colour", "overlay")
+COLUMN_TITLES = ("input", "colour (black: ignore)", "overlay")
 BACKGROUND = (32, 32, 32)  # BGR
 IGNORE_ROW = "ignore (255)"
 
@@ -81,7 +81,8 @@ def _title(sheet: np.ndarray, model: str, random_weights: bool, note: str) -> No
     if note:
         cv2.putText(sheet, note, (GAP + 4, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 200, 200), 1, cv2.LINE_AA)
     for column, title in enumerate(COLUMN_TITLES):
-        x = GAP + column * (TILE_WIDTH + GAP) + TILE_WIDTH // 2 - 25
+        (text_width, _), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        x = GAP + column * (TILE_WIDTH + GAP) + (TILE_WIDTH - text_width) // 2
         cv2.putText(sheet, title, (x, TITLE_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1,
                     cv2.LINE_AA)  # fmt: skip
 

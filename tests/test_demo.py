@@ -216,3 +216,18 @@ def test_a_live_camera_is_segmented_until_the_frame_count(tmp_path, tiny_model):
     assert cv2.imread(str(out / "contact_sheet.png")).shape[0] == 56 + 3 * (192 + 4) + 4
     assert sum(int(r["pixels"]) for r in csv.DictReader(open(out / "class_shares.csv"))) == 3 * 48 * 96
     assert "live camera" in out_text
+
+
+def test_a_node_that_cannot_start_is_one_line_with_its_reason(tmp_path, tiny_model):
+    import torch
+
+    config, _ = tiny_model
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"meta": {}, "state_dict": {"backbone.foo": torch.zeros(1)}}, wrong)
+    result = subprocess.run([*DEMO, "--model", str(config), "--checkpoint", str(wrong), "--out", str(tmp_path / "o"),
+                             *SMALL], capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("INFO ")]
+    assert len(errors) == 1 and "exited with status 2" in errors[0] and "does not fit the model" in errors[0], errors
+    pid = int(STARTED.search(result.stderr).group(1))
+    assert not is_running(pid)

@@ -47,6 +47,7 @@ PARAMS_FILE_NAME = "cityscapes_seg.yaml"
 DEMO_CAMERA = "/cityscapes_seg_demo/camera/image_raw"
 OUTPUTS = ("labels", "color", "overlay", "statistics")
 PROGRESS_EVERY_SEC = 10.0
+GRAPH_SETTLE_SEC = 1.0
 
 
 def add_demo_parser(sub) -> None:
@@ -241,8 +242,15 @@ class DemoSession:
         return stamp
 
     def ready(self) -> bool:
-        connected = all(s.get_publisher_count() > 0 for s in self.subscriptions)
+        connected = all(self.matched_publishers(s) > 0 for s in self.subscriptions)
         return connected and (self.publisher is None or self.publisher.get_subscription_count() > 0)
+
+    def matched_publishers(self, subscription) -> int:
+        """Publishers matched to ``subscription``; Humble's Subscription cannot tell, the graph can (a little
+        earlier than the match: ``GRAPH_SETTLE_SEC`` more are waited then)."""
+        if hasattr(subscription, "get_publisher_count"):
+            return subscription.get_publisher_count()
+        return self.node.count_publishers(subscription.topic_name)
 
     def completed(self) -> List[int]:
         with self.lock:
@@ -253,7 +261,10 @@ def wait_with_progress(condition, process, timeout_sec: float, what: str) -> Non
     """Until ``condition()``; the node dying or the timeout is an error; a log line every 10 s meanwhile."""
     started = last_note = time.monotonic()
     while not condition():
-        process.check_alive()
+        code = process.process.poll()
+        if code is not None:
+            raise RuntimeError(f"the node exited with status {code} while waiting for {what}: "
+                               f"{node_failure(process.log_tail(40))} (its log: {process.log_path})")  # fmt: skip
         now = time.monotonic()
         if now - started > timeout_sec:
             raise RuntimeError(f"timed out after {timeout_sec:.0f} s waiting for {what}; the node's log "
@@ -262,6 +273,15 @@ def wait_with_progress(condition, process, timeout_sec: float, what: str) -> Non
             last_note = now
             log.info("still waiting for %s (%.0f s; node log: %s)", what, now - started, process.log_path)
         time.sleep(0.05)
+
+
+def node_failure(log_tail: str) -> str:
+    """The node's own one-line reason (its FATAL "cannot start: ..." line), else its last log line."""
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "cannot start:" in line:
+            return line.split("cannot start:", 1)[1].strip()
+    return lines[-1] if lines else "no output"
 
 
 def run_session(options: ModelOptions, given: List[str], args: argparse.Namespace,
@@ -286,6 +306,8 @@ def run_session(options: ModelOptions, given: List[str], args: argparse.Namespac
                 process = NodeProcess(node_command(options, given, camera, reliability), args.out / "node.log")
             log.info("waiting for the node to load %s on %s ...", options.model_name, options.device)
             wait_with_progress(session.ready, process, args.timeout, "the node to load the model and subscribe")
+            if not hasattr(session.subscriptions[0], "get_publisher_count"):
+                time.sleep(GRAPH_SETTLE_SEC)  # Humble: seen in the graph, the match follows shortly
             if args.camera:
                 log.info("segmenting %d frames of %s", args.frames, camera)
                 wait_with_progress(lambda: len(session.completed()) >= args.frames, process, args.timeout,
