@@ -32,10 +32,23 @@ def hub_offline_env() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
+def download_command(repo_id: str, filename: str) -> str:
+    """The shell command that puts a hub file into the cache: ``hf download`` (huggingface_hub 0.34 and newer,
+    where ``huggingface-cli`` is gone since 1.0), else ``huggingface-cli download``."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        major, minor = (int(part) for part in version("huggingface_hub").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        major, minor = 1, 0
+    tool = "hf" if (major, minor) >= (0, 34) else "huggingface-cli"
+    return f"{tool} download {repo_id} {filename}"
+
+
 def fetch_hint(repo_id: str, filename: str, url: str) -> str:
     """How to get a missing checkpoint, or run without it: one sentence."""
     return (
-        f"fetch it with network access (it downloads once into the Hugging Face cache; or "
-        f"`huggingface-cli download {repo_id} {filename}`, or {url}), pass --checkpoint FILE, "
+        f"fetch the file with network access (it downloads once into the Hugging Face cache; or "
+        f"`{download_command(repo_id, filename)}`, or {url}), pass --checkpoint FILE, "
         "or run the pipeline alone with --checkpoint none (random weights)"
     )

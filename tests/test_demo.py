@@ -22,6 +22,7 @@ from bag_support import tiny_model_files  # noqa: E402
 from cityscapes_seg_ros.cli import demo as demo_cli  # noqa: E402
 from cityscapes_seg_ros.cli.main import main  # noqa: E402
 from cityscapes_seg_ros.demo_sheet import TILE_WIDTH, tile_origin  # noqa: E402
+from cityscapes_seg_ros.hub_cache import download_command  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.model_options import ModelOptions  # noqa: E402
 
@@ -126,7 +127,7 @@ def test_offline_without_cached_weights_is_one_line_before_any_node(tmp_path):
     assert len(lines) == 1, result.stderr
     line = lines[0]
     assert "upernet_internimage_t_512x1024_160k_cityscapes" in line and "offline" in line
-    assert "huggingface-cli download OpenGVLab/InternImage upernet_internimage_t_512x1024_160k_cityscapes.pth" in line
+    assert download_command("OpenGVLab/InternImage", "upernet_internimage_t_512x1024_160k_cityscapes.pth") in line
     assert "--checkpoint FILE" in line and "--checkpoint none" in line
     assert not (out / "node.log").exists()
 

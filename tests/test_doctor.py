@@ -167,7 +167,7 @@ def test_the_hub_cache_line_of_each_of_the_nine_models(monkeypatch, tmp_path):
     checks = doctor.check_hub_cache()
     assert len(checks) == 9 and len({c.topic for c in checks}) == 9
     assert checks[0].topic == "weights UperNet T" and checks[0].status == "ok" and str(cached) in checks[0].detail
-    assert all(c.status == "warn" and "huggingface-cli download OpenGVLab/InternImage" in c.detail for c in checks[1:])
+    assert all(c.status == "warn" and " download OpenGVLab/InternImage " in c.detail for c in checks[1:])
     assert checks[1].fix and not any(c.fix for c in checks[2:])  # the fix once, not nine times
 
 
@@ -184,6 +184,16 @@ def test_the_hub_cache_lookup_reads_a_real_cache_layout(tmp_path):
         == repo / "snapshots" / ("b" * 40) / "x.pth"
     )
     assert cached_checkpoint("OpenGVLab/InternImage", "y.pth", cache_dir=tmp_path) is None
+
+
+@pytest.mark.parametrize("version, tool", [("0.33.2", "huggingface-cli"), ("0.34.0", "hf"), ("2.4.0", "hf")])
+def test_the_download_command_of_the_installed_huggingface_hub(monkeypatch, version, tool):
+    import importlib.metadata
+
+    from cityscapes_seg_ros.hub_cache import download_command
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: version)
+    assert download_command("OpenGVLab/InternImage", "x.pth") == f"{tool} download OpenGVLab/InternImage x.pth"
 
 
 def test_the_speed_line_is_an_estimate_or_says_why_not(monkeypatch):

@@ -245,7 +245,7 @@ def model_label(name: str) -> str:
 
 
 def check_hub_cache() -> List[Check]:
-    from ..hub_cache import cached_checkpoint
+    from ..hub_cache import cached_checkpoint, download_command
     from ..models import MODEL_REGISTRY
 
     checks = []
@@ -257,11 +257,11 @@ def check_hub_cache() -> List[Check]:
             checks.append(Check(topic, OK, f"cached ({path})"))
             continue
         fix = "" if any(c.status == WARN for c in checks) else (
-            "they download on first use with network; or fetch as shown (huggingface-cli, or the file's URL "
+            "they download on first use with network; or fetch as shown (or the file's URL "
             f"{location.url.rsplit('/', 1)[0]}/<file>) and pass --checkpoint FILE"
         )  # fmt: skip
-        checks.append(Check(topic, WARN, f"not cached: huggingface-cli download {location.repo_id} "
-                            f"{location.filename}", fix))  # fmt: skip
+        checks.append(Check(topic, WARN, f"not cached: {download_command(location.repo_id, location.filename)}",
+                            fix))  # fmt: skip
     return checks
 
 
