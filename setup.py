@@ -139,6 +139,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["cityscapes_seg_ros", "cityscapes_seg_ros.*"]),
+    package_data={"cityscapes_seg_ros": ["data/demo/*.png"]},  # the frames of `cityscapes-seg demo`
     install_requires=[
         # Any torch >= 2.1 works; install the build you want first (CPU: `pip install torch==2.13.0`).
         "torch>=2.1",

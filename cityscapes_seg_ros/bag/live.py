@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +21,7 @@ from .bagio import BagError, BagSummary, UniqueStamps, header_stamp_ns, typestor
 from .collected import Collected, FrameTiming
 from .evaluate_options import EvaluateOptions
 from .interrupts import interrupts_deferred, terminate_as_interrupt
+from .node_process import NodeProcess
 from .predictions import PredictionStore
 from .recorder import OutputRecorder
 from .replay import BagPlayer, ReplayOptions
@@ -43,42 +42,6 @@ def node_command(options: EvaluateOptions, base_topic: str, transport: str) -> L
     for parameter in parameters:
         command += ["-p", parameter]
     return command
-
-
-class NodeProcess:
-    """The node as a subprocess, its output in a log file; stopped with SIGINT as ``ros2 launch`` does."""
-
-    def __init__(self, command: List[str], log_path: Path) -> None:
-        self.command, self.log_path = command, log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(log_path, "wb")
-        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
-        log.info("started the node (pid %d): %s (log: %s)", self.process.pid, " ".join(command), log_path)
-
-    def check_alive(self) -> None:
-        code = self.process.poll()
-        if code is not None:
-            raise BagError(f"the node exited with status {code} before the evaluation finished; "
-                           f"its log {self.log_path} ends with:\n{self.log_tail()}")  # fmt: skip
-
-    def log_tail(self, lines: int = 20) -> str:
-        self.log_file.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout_sec: float = 15.0) -> None:
-        """SIGINT, then SIGKILL after ``timeout_sec`` or at a second Ctrl-C: the node never outlives this."""
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
-                self.process.wait(timeout=timeout_sec)
-        except subprocess.TimeoutExpired:
-            log.warning("the node did not stop within %.0f s of SIGINT; killing it", timeout_sec)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self.log_file.close()
 
 
 class OutputCollector:

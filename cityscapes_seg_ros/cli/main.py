@@ -2,6 +2,8 @@
 
 cityscapes-seg models [--json]
 cityscapes-seg predict [--model NAME|FILE] [--checkpoint hub|PATH|hf://...|none] INPUT... --out DIR
+cityscapes-seg demo [model options] [--out DIR] [--images DIR | --camera TOPIC --frames N] [--timeout S]
+cityscapes-seg doctor [--json]
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import List, Optional
 
 from ..model_options import add_model_arguments
 from .common import configure_logging, run_command
+from .demo import add_demo_parser
+from .doctor import add_doctor_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the mask, 0..1")
     predict.add_argument("--resume", action="store_true", help="skip inputs whose four outputs already exist")
     add_model_arguments(predict)
+    add_demo_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -55,6 +61,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging(args.verbose)
     if args.command == "models":
         return list_models(args.json)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor(args)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_command("cityscapes-seg", lambda: run_demo(args))
     from .predict import run_predict
 
     return run_command("cityscapes-seg", lambda: run_predict(args))

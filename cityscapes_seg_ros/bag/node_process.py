@@ -1,0 +1,52 @@
+"""The segmentation node as a child process: its output in a log file, stopped on every way out.
+
+Free of rosbags (the bag tools' ``live.py`` and ``cityscapes-seg demo`` both start the node with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+from pathlib import Path
+from typing import List
+
+from .bagio import BagError
+
+log = logging.getLogger(__name__)
+
+
+class NodeProcess:
+    """The node as a subprocess, its output in a log file; stopped with SIGINT as ``ros2 launch`` does."""
+
+    def __init__(self, command: List[str], log_path: Path) -> None:
+        self.command, self.log_path = command, log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(log_path, "wb")
+        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT)
+        log.info("started the node (pid %d): %s (log: %s)", self.process.pid, " ".join(command), log_path)
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise BagError(f"the node exited with status {code} before the evaluation finished; "
+                           f"its log {self.log_path} ends with:\n{self.log_tail()}")  # fmt: skip
+
+    def log_tail(self, lines: int = 20) -> str:
+        self.log_file.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_sec: float = 15.0) -> None:
+        """SIGINT, then SIGKILL after ``timeout_sec`` or at a second Ctrl-C: the node never outlives this."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+                self.process.wait(timeout=timeout_sec)
+        except subprocess.TimeoutExpired:
+            log.warning("the node did not stop within %.0f s of SIGINT; killing it", timeout_sec)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.log_file.close()

@@ -1,0 +1,404 @@
+"""``cityscapes-seg demo``: the real node segmenting a camera stream, in one command.
+
+Starts ``python -m cityscapes_seg_ros.node`` (the package's parameter file, the model options given here),
+publishes the bundled street frames (or ``--images DIR``) one at a time as a raw, reliable camera, or listens
+to a live ``--camera TOPIC``, collects the labels, colour, overlay and statistics of every frame, and writes
+``<out>/overlay/<frame>.png``, ``<out>/contact_sheet.png``, ``<out>/class_shares.csv`` and
+``<out>/summary.json`` (frame rate, latency, the class shares), printing the table and the figures. The node
+is stopped on every way out (an error, Ctrl-C, SIGTERM); its log is ``<out>/node.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ..demo_sheet import (
+    DemoFrame,
+    class_shares,
+    contact_sheet,
+    format_shares,
+    format_timing,
+    shares_csv,
+    timing_summary,
+)
+from ..hub_cache import cached_checkpoint, fetch_hint, hub_offline_env
+from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_atomic, write_png
+from ..model_options import HUB_CHECKPOINT, ModelOptions, add_model_arguments, given_options, is_config_file
+from .common import positive_int
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DEMO_FRAMES = PACKAGE_DIR / "data" / "demo"
+PARAMS_FILE_NAME = "cityscapes_seg.yaml"
+DEMO_CAMERA = "/cityscapes_seg_demo/camera/image_raw"
+OUTPUTS = ("labels", "color", "overlay", "statistics")
+PROGRESS_EVERY_SEC = 10.0
+GRAPH_SETTLE_SEC = 1.0
+
+
+def add_demo_parser(sub) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="start the node, segment a short street sequence (or your frames, or a live camera), show the result",
+        description=__doc__.split("\n\n")[1],
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default ./demo_out)")
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--images", type=Path, metavar="DIR", help="your own frames instead of the bundled ones")
+    source.add_argument("--camera", metavar="TOPIC", help="segment this live sensor_msgs/Image topic instead")
+    demo.add_argument("--frames", type=positive_int, default=8, help="with --camera: stop after N frames (8)")
+    demo.add_argument("--timeout", type=float, default=600.0,
+                      help="seconds to wait for the node to start (model load) and for each frame (600)")  # fmt: skip
+    add_model_arguments(demo)
+
+
+# ------------------------------------------------------------------------------------------- the weights
+
+
+def ensure_weights(options: ModelOptions) -> ModelOptions:
+    """The options with a hub checkpoint resolved to the cached file (downloaded first when online).
+
+    Before any node starts: no weights and no way to get them is one error line saying what to do.
+    """
+    checkpoint = options.checkpoint.strip()
+    if options.random_weights or not (checkpoint == HUB_CHECKPOINT or checkpoint.startswith("hf://")):
+        if not options.random_weights and not Path(checkpoint).expanduser().is_file():
+            raise ValueError(f"checkpoint {checkpoint} does not exist or is not a file")
+        return options
+    if is_config_file(options.model) and checkpoint == HUB_CHECKPOINT:
+        raise ValueError(f"model config {options.model} has no released checkpoint on the hub: pass --checkpoint "
+                         "FILE, or --checkpoint none to run the pipeline with random weights")  # fmt: skip
+    from ..checkpoint import CheckpointError, download_from_hub, parse_hub_source
+    from ..models import get_model_config
+
+    default = None if is_config_file(options.model) else get_model_config(options.model).pretrained
+    location, parsed_revision = parse_hub_source(checkpoint, default)
+    revision = options.revision or parsed_revision
+    hint = fetch_hint(location.repo_id, location.filename, location.url)
+    what = f"the weights of {options.model_name} ({location.repo_id}/{location.filename})"
+    cached = cached_checkpoint(location.repo_id, location.filename, revision, options.cache_dir)
+    if cached is not None:
+        log.info("%s: %s", what, cached)
+        return replace(options, checkpoint=str(cached))
+    offline = options.hub_offline or hub_offline_env()
+    unreachable = None if offline else hub_unreachable()
+    if offline or unreachable:
+        why = "offline mode" if offline else f"the hub is unreachable: {unreachable}"
+        raise RuntimeError(f"{what} are not in the Hugging Face cache ({why}); {hint}")
+    log.info("downloading %s (once, into the Hugging Face cache) ...", what)
+    try:
+        path = download_from_hub(location, revision, options.cache_dir, offline=False)
+    except CheckpointError as exc:
+        raise RuntimeError(f"{what} could not be downloaded ({str(exc).splitlines()[0]}); {hint}") from None
+    return replace(options, checkpoint=str(path))
+
+
+def hub_unreachable(timeout_sec: float = 3.0) -> Optional[str]:
+    """None when the hub's host answers a TCP connection (or a proxy is configured), else why not."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_sec).close()
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+# -------------------------------------------------------------------------------------------- the frames
+
+
+def demo_frames(images: Optional[Path]) -> List[Tuple[str, np.ndarray]]:
+    """(name, BGR image) of the bundled frames or of the images in ``images`` (sorted by name)."""
+    folder = images if images is not None else DEMO_FRAMES
+    if not folder.is_dir():
+        raise ValueError(f"--images {folder}: no such folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not paths:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    frames = []
+    for path in paths:
+        try:
+            frames.append((path.stem, read_bgr(path)))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return frames
+
+
+def params_file() -> Optional[Path]:
+    """The package's parameter file: in a source checkout or under ``<prefix>/share/cityscapes_seg_ros``."""
+    for folder in (PACKAGE_DIR.parent / "config", Path(sys.prefix) / "share" / "cityscapes_seg_ros" / "config"):
+        if (folder / PARAMS_FILE_NAME).is_file():
+            return folder / PARAMS_FILE_NAME
+    return None
+
+
+def node_command(options: ModelOptions, given: List[str], camera: str, input_reliability: str) -> List[str]:
+    command = [sys.executable, "-m", "cityscapes_seg_ros.node", "--ros-args"]
+    found = params_file()
+    if found is not None:
+        command += ["--params-file", str(found)]
+    else:
+        log.info("the package's %s was not found; the node starts with its built-in defaults", PARAMS_FILE_NAME)
+    parameters = [f"image_topics:=['{camera}']", f"outputs:=[{', '.join(OUTPUTS)}]",
+                  f"input_reliability:={input_reliability}", "skip_unsubscribed:=false"]  # fmt: skip
+    parameters += options.node_parameters(sorted(set(given) | {"checkpoint"}))
+    for parameter in parameters:
+        command += ["-p", parameter]
+    return command
+
+
+# ------------------------------------------------------------------------------------------ the session
+
+
+@dataclass
+class Received:
+    """Everything that arrived for one frame (by header stamp)."""
+
+    sent_ns: Optional[int] = None  # when the input went out (or, for --camera, arrived here)
+    input_bgr: Optional[np.ndarray] = None
+    outputs: Dict[str, object] = field(default_factory=dict)
+    done_ns: Optional[int] = None  # when the last of the outputs arrived
+
+    def complete(self) -> bool:
+        return self.done_ns is not None and self.input_bgr is not None
+
+
+class DemoSession:
+    """The demo's own ROS node: the output subscriptions, the camera (publisher or subscription)."""
+
+    def __init__(self, node, camera: str, publish: bool) -> None:
+        from sensor_msgs.msg import Image
+
+        from cityscapes_seg_ros.msg import ClassStatistics
+
+        from ..bag.ros import reliable_qos
+        from ..ros_contract.topics import output_topic
+
+        self.node, self.camera = node, camera
+        self.frames: Dict[int, Received] = {}
+        self.lock = threading.Lock()
+        self.subscriptions = [
+            node.create_subscription(ClassStatistics if kind == "statistics" else Image, output_topic(camera, kind),
+                                     lambda msg, kind=kind: self.on_output(kind, msg), reliable_qos(10))
+            for kind in OUTPUTS
+        ]  # fmt: skip
+        self.publisher = node.create_publisher(Image, camera, reliable_qos(10)) if publish else None
+        if not publish:
+            from rclpy.qos import qos_profile_sensor_data  # best effort: matches reliable and best-effort cameras
+
+            node.create_subscription(Image, camera, self.on_camera, qos_profile_sensor_data)
+
+    @staticmethod
+    def stamp_ns(header) -> int:
+        return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
+
+    def on_camera(self, msg) -> None:
+        from ..ros_contract.image_codec import decode_image, to_bgr8
+
+        received = time.monotonic_ns()
+        try:
+            image = to_bgr8(decode_image(msg)).copy()
+        except ValueError as exc:
+            log.warning("camera frame not shown: %s", exc)
+            return
+        with self.lock:
+            frame = self.frames.setdefault(self.stamp_ns(msg.header), Received())
+            frame.sent_ns, frame.input_bgr = received, image
+
+    def on_output(self, kind: str, msg) -> None:
+        received = time.monotonic_ns()
+        with self.lock:
+            frame = self.frames.setdefault(self.stamp_ns(msg.header), Received())
+            frame.outputs[kind] = msg
+            if len(frame.outputs) == len(OUTPUTS):
+                frame.done_ns = received
+
+    def publish(self, image: np.ndarray, index: int) -> int:
+        from ..ros_contract.image_codec import to_image_msg
+
+        msg = to_image_msg(image, "bgr8")
+        msg.header.frame_id = "cityscapes_seg_demo_camera"
+        msg.header.stamp.sec = index + 1
+        stamp = self.stamp_ns(msg.header)
+        with self.lock:
+            self.frames[stamp] = Received(sent_ns=time.monotonic_ns(), input_bgr=image)
+        self.publisher.publish(msg)
+        return stamp
+
+    def ready(self) -> bool:
+        connected = all(self.matched_publishers(s) > 0 for s in self.subscriptions)
+        return connected and (self.publisher is None or self.publisher.get_subscription_count() > 0)
+
+    def matched_publishers(self, subscription) -> int:
+        """Publishers matched to ``subscription``; Humble's Subscription cannot tell, the graph can (a little
+        earlier than the match: ``GRAPH_SETTLE_SEC`` more are waited then)."""
+        if hasattr(subscription, "get_publisher_count"):
+            return subscription.get_publisher_count()
+        return self.node.count_publishers(subscription.topic_name)
+
+    def completed(self) -> List[int]:
+        with self.lock:
+            return sorted(stamp for stamp, frame in self.frames.items() if frame.complete())
+
+
+def wait_with_progress(condition, process, timeout_sec: float, what: str) -> None:
+    """Until ``condition()``; the node dying or the timeout is an error; a log line every 10 s meanwhile."""
+    started = last_note = time.monotonic()
+    while not condition():
+        code = process.process.poll()
+        if code is not None:
+            raise RuntimeError(f"the node exited with status {code} while waiting for {what}: "
+                               f"{node_failure(process.log_tail(40))} (its log: {process.log_path})")  # fmt: skip
+        now = time.monotonic()
+        if now - started > timeout_sec:
+            raise RuntimeError(f"timed out after {timeout_sec:.0f} s waiting for {what}; the node's log "
+                               f"{process.log_path} ends with:\n{process.log_tail()}")  # fmt: skip
+        if now - last_note >= PROGRESS_EVERY_SEC:
+            last_note = now
+            log.info("still waiting for %s (%.0f s; node log: %s)", what, now - started, process.log_path)
+        time.sleep(0.05)
+
+
+def node_failure(log_tail: str) -> str:
+    """The node's own one-line reason (its FATAL "cannot start: ..." line), else its last log line."""
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "cannot start:" in line:
+            return line.split("cannot start:", 1)[1].strip()
+    return lines[-1] if lines else "no output"
+
+
+def run_session(options: ModelOptions, given: List[str], args: argparse.Namespace,
+                frames: List[Tuple[str, np.ndarray]]) -> List[Tuple[str, Received]]:  # fmt: skip
+    """Start the node, feed it (or let the camera feed it), collect every frame; the node is always stopped."""
+    from ..bag.interrupts import interrupts_deferred, terminate_as_interrupt
+    from ..bag.node_process import NodeProcess
+    from ..bag.ros import publisher_is_reliable, ros_node, wait_until
+
+    camera = args.camera or DEMO_CAMERA
+    process = None
+    with terminate_as_interrupt(), ros_node("cityscapes_seg_demo", spin=True) as (node, _):
+        session = DemoSession(node, camera, publish=args.camera is None)
+        try:
+            reliability = "reliable"
+            if args.camera:
+                log.info("waiting for a publisher on %s ...", camera)
+                if not wait_until(lambda: node.count_publishers(camera) > 0, args.timeout, poll_sec=0.2):
+                    raise RuntimeError(f"no publisher on {camera} within {args.timeout:.0f} s")
+                reliability = "reliable" if publisher_is_reliable(node, camera) else "best_effort"
+            with interrupts_deferred():  # bound to ``process`` before a Ctrl-C can land: then it is stopped
+                process = NodeProcess(node_command(options, given, camera, reliability), args.out / "node.log")
+            log.info("waiting for the node to load %s on %s ...", options.model_name, options.device)
+            wait_with_progress(session.ready, process, args.timeout, "the node to load the model and subscribe")
+            if not hasattr(session.subscriptions[0], "get_publisher_count"):
+                time.sleep(GRAPH_SETTLE_SEC)  # Humble: seen in the graph, the match follows shortly
+            if args.camera:
+                log.info("segmenting %d frames of %s", args.frames, camera)
+                wait_with_progress(lambda: len(session.completed()) >= args.frames, process, args.timeout,
+                                   f"{args.frames} segmented frames of {camera}")  # fmt: skip
+                stamps = session.completed()[: args.frames]
+                names = [f"frame_{i:03d}" for i in range(len(stamps))]
+            else:
+                stamps, names = [], []
+                for index, (name, image) in enumerate(frames):  # one at a time: none is dropped as stale
+                    stamp = session.publish(image, index)
+                    wait_with_progress(lambda stamp=stamp: stamp in session.completed(), process, args.timeout,
+                                       f"the outputs of frame {name}")  # fmt: skip
+                    log.info("frame %d/%d (%s) segmented", index + 1, len(frames), name)
+                    stamps.append(stamp)
+                    names.append(name)
+        finally:
+            if process is not None:
+                process.stop()
+        with session.lock:
+            return [(name, session.frames[stamp]) for name, stamp in zip(names, stamps)]
+
+
+# ------------------------------------------------------------------------------------------ the results
+
+
+def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], out: Path,
+                  lockstep: bool) -> Dict[str, object]:  # fmt: skip
+    from ..ros_contract.image_codec import decode_image
+
+    demo_frames_: List[DemoFrame] = []
+    counts = np.zeros(19, np.int64)
+    ignored = 0
+    latencies_ms, done_sec, inference_ms = [], [], []
+    for name, frame in collected:
+        color, overlay_bgr = (decode_image(frame.outputs[kind]) for kind in ("color", "overlay"))  # BGR order
+        demo_frames_.append(DemoFrame(name, frame.input_bgr, color, overlay_bgr))
+        write_png(out / "overlay" / f"{name}.png", overlay_bgr)
+        stats = frame.outputs["statistics"]
+        for item in stats.classes:
+            counts[int(item.train_id)] += int(item.pixel_count)
+        ignored += int(stats.ignored_pixel_count)
+        inference_ms.append(float(stats.inference_ms))
+        latencies_ms.append((frame.done_ns - frame.sent_ns) / 1e6)
+        done_sec.append(frame.done_ns / 1e9)
+    rows = class_shares(counts.tolist(), ignored)
+    timing = timing_summary(latencies_ms, done_sec, inference_ms)
+    note = f"device {options.device} | {len(collected)} frames | {timing['fps']:.2f} frames/s" if timing["fps"] else ""
+    sheet = contact_sheet(demo_frames_, options.model_name, options.random_weights, note)
+    write_png(out / "contact_sheet.png", sheet)
+    write_atomic(out / "class_shares.csv", shares_csv(rows).encode())
+    summary = {
+        "model": options.describe(),
+        "frames": [name for name, _ in collected],
+        "timing": timing,
+        "timing_mode": "one frame at a time (each sent when the previous one's outputs arrived)" if lockstep
+        else "live camera (latency from the frame's arrival here)",
+        "class_shares": [{"class": n, "pixels": p, "percent": s} for n, p, s in rows],
+        "contact_sheet": str(out / "contact_sheet.png"),
+    }  # fmt: skip
+    write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    print(format_shares(rows))
+    print(format_timing(timing, "one frame at a time" if lockstep else "live camera"))
+    if options.random_weights:
+        print("RANDOM WEIGHTS (--checkpoint none): the pipeline ran, the segmentation is meaningless")
+    print(f"contact sheet: {out / 'contact_sheet.png'}; overlays: {out / 'overlay'}; table: "
+          f"{out / 'class_shares.csv'}; figures: {out / 'summary.json'}")  # fmt: skip
+    return summary
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    options = ModelOptions.from_args(args)
+    given = given_options(args)
+    frames = [] if args.camera else demo_frames(args.images)
+    if args.camera:
+        from ..node.params import PARAMETERS
+
+        why = next(p for p in PARAMETERS if p.name == "image_topics").problem([args.camera])
+        if why:
+            raise ValueError(f"--camera {args.camera}: {why}")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    options = ensure_weights(options)
+    from ..bag.ros import require_rclpy
+
+    require_rclpy()
+    try:
+        import cityscapes_seg_ros.msg  # noqa: F401
+    except ImportError:
+        raise RuntimeError("the node's messages (cityscapes_seg_ros.msg) are not built: run "
+                           "`bash scripts/setup.sh --ros` (or scripts/build_msgs.sh)") from None  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    collected = run_session(options, given, args, frames)
+    write_results(options, collected, args.out, lockstep=args.camera is None)
+    return 0
