@@ -164,7 +164,7 @@ fi
 tests=()
 for f in tests/test_dcnv3_kernel.py tests/test_dcnv3_operator.py tests/test_compiled_ops.py tests/test_score_decode.py \
   tests/test_score_decode_cuda.py tests/test_inference.py tests/test_precision.py tests/test_graph_forward.py \
-  tests/test_node_batching.py tests/test_official_fixtures.py; do
+  tests/test_node_batching.py tests/test_official_fixtures.py tests/test_decode_logits.py; do
   [[ -f $f ]] && tests+=("$f")
 done
 run_stage tests 240 "$PY" -m pytest -q -rs -p no:cacheprovider "${tests[@]}"
@@ -177,7 +177,7 @@ for dtype in fp32 fp16 bf16; do
       --no-torch --reps 1 --json "$work/dcnv3_$dtype.json"
   else
     run_stage "dcnv3_$dtype" 90 "$PY" benchmarks/dcnv3_bench.py --device cuda --dtype "$dtype" --no-torch \
-      "${official_arg[@]}" --json "$work/dcnv3_$dtype.json"
+      --cuda-kernels baseline,smem,regs,tile,tile_regs "${official_arg[@]}" --json "$work/dcnv3_$dtype.json"
   fi
 done
 
