@@ -48,6 +48,8 @@ class FloatLayerNorm(nn.LayerNorm):
 
 def float_island(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` in fp32 even under autocast (the classifier: low-precision logits would round near-ties)."""
+    if x.device.type not in ("cpu", "cuda"):  # e.g. meta tensors (FLOP counting): no autocast to step out of
+        return module(x.float())
     with torch.autocast(x.device.type, enabled=False):
         return module(x.float())
 
