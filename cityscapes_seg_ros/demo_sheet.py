@@ -18,7 +18,7 @@ from .labels import NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
 
 TILE_WIDTH = 384
 GAP = 4
-TITLE_HEIGHT = 56
+TITLE_HEIGHT = 68  # model name, the note, then the column titles on their own line
 COLUMN_TITLES = ("input", "colour (black: ignore)", "overlay")
 BACKGROUND = (32, 32, 32)  # BGR
 IGNORE_ROW = "ignore (255)"

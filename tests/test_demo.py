@@ -21,7 +21,7 @@ from bag_support import tiny_model_files  # noqa: E402
 
 from cityscapes_seg_ros.cli import demo as demo_cli  # noqa: E402
 from cityscapes_seg_ros.cli.main import main  # noqa: E402
-from cityscapes_seg_ros.demo_sheet import TILE_WIDTH, tile_origin  # noqa: E402
+from cityscapes_seg_ros.demo_sheet import TILE_WIDTH, TITLE_HEIGHT, tile_origin  # noqa: E402
 from cityscapes_seg_ros.hub_cache import download_command  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.model_options import ModelOptions  # noqa: E402
@@ -72,7 +72,7 @@ def test_demo_segments_the_bundled_frames_through_the_node(tmp_path, tiny_model,
 
     # The sheet: a title band and six rows of three 384x192 tiles; each row shows its own frame.
     sheet = cv2.imread(str(out / "contact_sheet.png"))
-    assert sheet.shape == (56 + 6 * (192 + 4) + 4, 3 * 384 + 4 * 4, 3)
+    assert sheet.shape == (TITLE_HEIGHT + 6 * (192 + 4) + 4, 3 * 384 + 4 * 4, 3)
     shapes = [(256, 512)] * 6
     for row, path in enumerate(frames):
         x, y = tile_origin(shapes, row, 0)
@@ -95,7 +95,7 @@ def test_demo_segments_the_bundled_frames_through_the_node(tmp_path, tiny_model,
 
 def _red_text(sheet) -> bool:
     """Whether the title band holds the red "RANDOM WEIGHTS"."""
-    band = sheet[:56].astype(int)
+    band = sheet[:TITLE_HEIGHT].astype(int)
     return bool(((band[..., 2] > 200) & (band[..., 1] < 90) & (band[..., 0] < 90)).sum() > 50)
 
 
@@ -112,7 +112,7 @@ def test_random_weights_and_own_images_are_said_on_the_sheet(tmp_path, tiny_mode
     assert code == 0, capsys.readouterr().err
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
     sheet = cv2.imread(str(out / "contact_sheet.png"))
-    assert sheet.shape == (56 + (230 + 4) + (384 + 4) + 4, 3 * 384 + 16, 3)  # 100x60 and 80x80 frames
+    assert sheet.shape == (TITLE_HEIGHT + (230 + 4) + (384 + 4) + 4, 3 * 384 + 16, 3)  # 100x60 and 80x80 frames
     assert _red_text(sheet)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == ["a", "b"] and "RANDOM WEIGHTS" in summary["model"]["checkpoint"]
@@ -214,7 +214,7 @@ def test_a_live_camera_is_segmented_until_the_frame_count(tmp_path, tiny_model):
     assert demo.returncode == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == ["frame_000", "frame_001", "frame_002"] and "live camera" in summary["timing_mode"]
-    assert cv2.imread(str(out / "contact_sheet.png")).shape[0] == 56 + 3 * (192 + 4) + 4
+    assert cv2.imread(str(out / "contact_sheet.png")).shape[0] == TITLE_HEIGHT + 3 * (192 + 4) + 4
     assert sum(int(r["pixels"]) for r in csv.DictReader(open(out / "class_shares.csv"))) == 3 * 48 * 96
     assert "live camera" in out_text
 

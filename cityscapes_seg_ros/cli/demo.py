@@ -34,6 +34,7 @@ from ..demo_sheet import (
     shares_csv,
     timing_summary,
 )
+from ..devices import resolve_device
 from ..hub_cache import cached_checkpoint, fetch_hint, hub_offline_env
 from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_atomic, write_png
 from ..model_options import HUB_CHECKPOINT, ModelOptions, add_model_arguments, given_options, is_config_file
@@ -257,6 +258,14 @@ class DemoSession:
             return sorted(stamp for stamp, frame in self.frames.items() if frame.complete())
 
 
+def device_label(device: str) -> str:
+    """The device the node runs on, as it resolves ``device`` on this machine ("auto" -> cuda or cpu)."""
+    try:
+        return str(resolve_device(device))
+    except RuntimeError:  # the node reports it and exits; the label stays what was asked for
+        return device
+
+
 def wait_with_progress(condition, process, timeout_sec: float, what: str) -> None:
     """Until ``condition()``; the node dying or the timeout is an error; a log line every 10 s meanwhile."""
     started = last_note = time.monotonic()
@@ -304,7 +313,7 @@ def run_session(options: ModelOptions, given: List[str], args: argparse.Namespac
                 reliability = "reliable" if publisher_is_reliable(node, camera) else "best_effort"
             with interrupts_deferred():  # bound to ``process`` before a Ctrl-C can land: then it is stopped
                 process = NodeProcess(node_command(options, given, camera, reliability), args.out / "node.log")
-            log.info("waiting for the node to load %s on %s ...", options.model_name, options.device)
+            log.info("waiting for the node to load %s on %s ...", options.model_name, device_label(options.device))
             wait_with_progress(session.ready, process, args.timeout, "the node to load the model and subscribe")
             if not hasattr(session.subscriptions[0], "get_publisher_count"):
                 time.sleep(GRAPH_SETTLE_SEC)  # Humble: seen in the graph, the match follows shortly
@@ -354,7 +363,11 @@ def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], 
         done_sec.append(frame.done_ns / 1e9)
     rows = class_shares(counts.tolist(), ignored)
     timing = timing_summary(latencies_ms, done_sec, inference_ms)
-    note = f"device {options.device} | {len(collected)} frames | {timing['fps']:.2f} frames/s" if timing["fps"] else ""
+    note = (
+        f"device {device_label(options.device)} | {len(collected)} frames | {timing['fps']:.2f} frames/s"
+        if timing["fps"]
+        else ""
+    )
     sheet = contact_sheet(demo_frames_, options.model_name, options.random_weights, note)
     write_png(out / "contact_sheet.png", sheet)
     write_atomic(out / "class_shares.csv", shares_csv(rows).encode())
