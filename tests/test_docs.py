@@ -11,11 +11,14 @@ a trailing ``\\`` continues a line). Every command is checked first, whether it 
   and passes the launch file's own checks;
 - ``bash scripts/X.sh`` and ``python benchmarks/X.py``: the file exists and every ``--option`` shown is in it.
 
-Then a command is **run** (in a scratch folder holding links to the repository's top-level entries, with a time
-limit, ``.venv/bin/X`` taken as this interpreter's package), unless it is marked. The marking convention (also in
+Then a command is **run** (in a scratch folder of its own holding links to the repository's top-level entries, with a
+time limit, ``.venv/bin/X`` taken as this interpreter's package), unless it is marked. Cityscapes is stood in for
+(STOOD_IN): a command that needs nothing else runs on a small synthetic Cityscapes in ``cityscapes/`` (written by
+tests/synthetic_cityscapes.py), with label-id predictions for it in ``predictions/labelIds/``, and ``val_bag`` made
+from it when the command reads that bag rather than writing it. The marking convention (also in
 docs/development.md), a comment at the end of the command's line or on the comment lines right above it:
 
-- ``# needs: WHAT[, WHAT]``: checked, not run. WHAT is one of NEEDS below.
+- ``# needs: WHAT[, WHAT]``: checked, not run (unless all of WHAT is stood in for). WHAT is one of NEEDS below.
 - ``# run by: FILE``: another test or CI runs it. FILE must exist and hold the command: ``.ci/run`` the whole line,
   any other file the program's name and each ``--option``.
 
@@ -43,6 +46,7 @@ import re
 import shlex
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -65,6 +69,8 @@ NEEDS = {
     "camera": "a live camera",
     "minutes": "runs too long for this test",
 }
+STOOD_IN = {"cityscapes"}  # needs this test provides (see the module docstring)
+STAND_IN_BAG = "val_bag"
 CLI_MODULES = {
     "cityscapes-seg": "cityscapes_seg_ros.cli.main",
     "cityscapes-seg-eval": "cityscapes_seg_ros.cli.eval_main",
@@ -275,7 +281,7 @@ def check_node_arguments(args: List[str]) -> None:
         index += 2
 
 
-def launch_module():
+def launch_module() -> types.ModuleType:
     spec = importlib.util.spec_from_file_location("docs_segmentation_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -343,12 +349,31 @@ def check_run_by(command: DocCommand) -> None:
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    """A folder that looks like the repository (links to its top-level entries) for commands to write into."""
-    folder = tmp_path_factory.mktemp("docs_commands")
+def stand_in_data(tmp_path_factory) -> Path:
+    """A synthetic Cityscapes (``cityscapes/``), label-id predictions for it and a bag made from it."""
+    from synthetic_cityscapes import write_split
+
+    from cityscapes_seg_ros.cli.bag_main import main as bag_main
+
+    folder = tmp_path_factory.mktemp("docs_stand_ins")
+    write_split(folder / "cityscapes", folder / "predictions" / "labelIds", frames_per_city=2, with_images=True)
+    bag = folder / STAND_IN_BAG
+    assert bag_main(["from-cityscapes", "--cityscapes-root", str(folder / "cityscapes"), "--out", str(bag)]) == 0
+    return folder
+
+
+def scratch_for(command: DocCommand, folder: Path, stand_ins: Path) -> Path:
+    """``folder`` made to look like the repository (links to its top-level entries) for ``command`` to run in,
+    with the stand-in data it reads."""
     for entry in ROOT.iterdir():
         if not entry.name.startswith("."):
             (folder / entry.name).symlink_to(entry)
+    if STOOD_IN & set(command.needs):
+        words = shlex.split(command.text.replace("&&", " "))
+        written = {words[i + 1].rstrip("/") for i, word in enumerate(words[:-1]) if word == "--out"}
+        for entry in stand_ins.iterdir():
+            if entry.name not in written:
+                (folder / entry.name).symlink_to(entry)
     return folder
 
 
@@ -377,7 +402,7 @@ def test_the_docs_hold_commands_and_marks():
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.source for c in COMMANDS])
-def test_every_command_is_run_or_marked(command, scratch):
+def test_every_command_is_run_or_marked(command, tmp_path, stand_in_data):
     unknown = set(command.needs) - set(NEEDS)
     assert not unknown, f"{command.source}: unknown needs {sorted(unknown)}; known: {', '.join(NEEDS)}"
     parts = invocations(command.text)
@@ -385,12 +410,13 @@ def test_every_command_is_run_or_marked(command, scratch):
         check(invocation)
     if command.run_by:
         check_run_by(command)
-    if command.needs or command.run_by:
+    if not set(command.needs) <= STOOD_IN or command.run_by:
         return
     not_runnable = [shlex.join(p.words) for p in parts if not runnable(p)]
     assert not not_runnable, (
         f"{command.source}: {not_runnable} is not run by the docs test: mark it '# needs: ...' or '# run by: FILE'"
     )
+    scratch = scratch_for(command, tmp_path, stand_in_data)
     for invocation in parts:
         run(invocation, scratch)
 
