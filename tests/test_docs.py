@@ -381,7 +381,8 @@ def run(invocation: Invocation, cwd: Path) -> subprocess.CompletedProcess:
     subcommand = next((arg for arg in invocation.args if not arg.startswith("-")), "")
     key = (invocation.module, subcommand)
     argv = [sys.executable, "-m", invocation.module, *invocation.args, *CHEAP_FORMS.get(key, [])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    python_path = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path)}
     env["HF_HUB_OFFLINE"] = "1"  # nothing is downloaded: what needs the hub is marked so
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_SEC)
     assert result.returncode in ACCEPTED_STATUS.get(key, (0,)), (
