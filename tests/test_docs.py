@@ -24,7 +24,8 @@ docs/development.md), a comment at the end of the command's line or on the comme
 
 Only the package's command lines can be run here; any other unmarked command (``pip``, ``colcon``, ``bash
 scripts/setup.sh`` ...) fails the test, as does an unmarked command that fails. Cheap forms (CHEAP_FORMS):
-``doctor`` runs with ``--no-benchmark`` (its ~3-second speed estimate takes a minute on a 2-core CI runner).
+``doctor`` runs with ``--no-benchmark`` (its speed estimate builds the T model and counts its FLOPs: about a minute on a
+2-core runner).
 
 ``python`` blocks are executed in a scratch folder holding ``frame.png``, with the hub replaced by a stand-in: the
 registry entry of upernet_internimage_t_512x1024_160k_cityscapes is the tiny official fixture (same layer types,
