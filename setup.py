@@ -175,6 +175,10 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/cityscapes_seg_ros"]),
         ("share/cityscapes_seg_ros", ["package.xml"]),
+        # The parameter file and rviz config (`cityscapes-seg demo` and the launch file read them) and the launch
+        # file, where colcon's CMakeLists.txt installs them too: `<prefix>/share/cityscapes_seg_ros/`.
+        ("share/cityscapes_seg_ros/config", sorted(str(p) for p in Path("config").glob("*.*"))),
+        ("share/cityscapes_seg_ros/launch", sorted(str(p) for p in Path("launch").glob("*.py"))),
         # The kernel sources, built on first use where the install built no op, or an older one (ops/compiled.py).
         *(
             (f"share/cityscapes_seg_ros/kernels/{folder.name}", [str(p) for p in sorted(folder.glob("*.*"))])

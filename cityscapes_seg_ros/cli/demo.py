@@ -141,9 +141,14 @@ def demo_frames(images: Optional[Path]) -> List[Tuple[str, np.ndarray]]:
     return frames
 
 
-def params_file() -> Optional[Path]:
-    """The package's parameter file: in a source checkout or under ``<prefix>/share/cityscapes_seg_ros``."""
-    for folder in (PACKAGE_DIR.parent / "config", Path(sys.prefix) / "share" / "cityscapes_seg_ros" / "config"):
+def params_file(package_dir: Path = PACKAGE_DIR) -> Optional[Path]:
+    """The package's parameter file: ``config/`` beside the package in a source checkout (editable install), else
+    ``<prefix>/share/cityscapes_seg_ros/config/`` of the install that holds the package (``pip install .``, ``--user``,
+    ``--prefix``, colcon: the package lies in ``<prefix>/lib/pythonX.Y/site-packages``) or of this interpreter."""
+    share = Path("share") / "cityscapes_seg_ros" / "config"
+    folders = [package_dir.parent / "config", *(ancestor / share for ancestor in package_dir.parents)]
+    folders.append(Path(sys.prefix) / share)
+    for folder in folders:
         if (folder / PARAMS_FILE_NAME).is_file():
             return folder / PARAMS_FILE_NAME
     return None
