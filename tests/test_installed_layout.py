@@ -23,6 +23,12 @@ def test_a_source_checkout_uses_its_own_config_folder():
     assert demo.params_file() == ROOT / "config" / demo.PARAMS_FILE_NAME
 
 
+def own_install_present() -> bool:
+    """Whether this interpreter's environment has the package installed (editable or not)."""
+    show = [sys.executable, "-m", "pip", "show", "--quiet", "cityscapes_seg_ros"]
+    return subprocess.run(show, capture_output=True, timeout=120).returncode == 0
+
+
 def test_pip_install_puts_config_and_launch_into_share_and_demo_finds_the_params_file(tmp_path):
     source, prefix = tmp_path / "source", tmp_path / "prefix"
     source.mkdir()
@@ -32,10 +38,13 @@ def test_pip_install_puts_config_and_launch_into_share_and_demo_finds_the_params
         else:
             shutil.copy2(ROOT / name, source / name)
     env = {**os.environ, "CITYSCAPES_SEG_COMPILED_OPS": "off"}  # no compiler run: the layout is what is tested
+    # --ignore-installed: without it pip uninstalls this interpreter's own install of the package first.
     install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
-               "--prefix", str(prefix), str(source)]  # fmt: skip
+               "--ignore-installed", "--prefix", str(prefix), str(source)]  # fmt: skip
+    installed_here = own_install_present()
     result = subprocess.run(install, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert own_install_present() == installed_here, "installing elsewhere removed this environment's install"
     for name in ("config/cityscapes_seg.yaml", "config/cityscapes_seg.rviz", "launch/segmentation.launch.py"):
         assert (prefix / SHARE / name).is_file(), f"{name} is not installed into {SHARE}"
 
