@@ -80,7 +80,9 @@ def sidecar_contents(
 
 
 def write_sidecar(path: Path, contents: Dict[str, Any]) -> Path:
-    Path(path).write_text(yaml.safe_dump(contents, sort_keys=False, default_flow_style=None), encoding="utf-8")
+    Path(path).write_text(
+        yaml.safe_dump(contents, sort_keys=False, default_flow_style=None, width=200), encoding="utf-8"
+    )
     return Path(path)
 
 
