@@ -268,3 +268,38 @@ def test_without_onnx_the_package_imports_and_export_names_the_extra(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2, done.stderr
     assert "pip install 'cityscapes_seg_ros[export]'" in done.stderr.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------------------------- Isaac ROS
+
+
+def test_isaac_ros_config_matches_the_package_tables_and_the_exported_file(tiny_t, tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "isaac_ros_cityscapes_seg.yaml").read_text())
+    encoder = config["dnn_image_encoder"]["ros__parameters"]
+    tensor_rt = config["tensor_rt"]["ros__parameters"]
+    decoder = config["unet_decoder"]["ros__parameters"]
+    height, width = encoder["network_image_height"], encoder["network_image_width"]
+    settings, files, proto = export_and_check(tiny_t, tmp_path, height=height, width=width, output="argmax")
+    sidecar = read_sidecar(files.sidecar)
+
+    # The encoder hands the graph (x / 255 - mean) / stddev: the model's normalisation on the 0..255 scale.
+    assert np.allclose(np.array(encoder["image_mean"]) * 255, sidecar["input"]["mean"], rtol=1e-6)
+    assert np.allclose(np.array(encoder["image_stddev"]) * 255, sidecar["input"]["std"], rtol=1e-6)
+    assert encoder["encoding_desired"] == "rgb8" and encoder["use_planar_input"] is True  # RGB, NCHW
+
+    shapes = io_shapes(proto)
+    assert tensor_rt["input_binding_names"] == [proto.graph.input[0].name]
+    assert tensor_rt["output_binding_names"] == [proto.graph.output[0].name]
+    assert shapes[proto.graph.input[0].name] == [1, 3, height, width]
+    assert shapes[proto.graph.output[0].name] == [1, height, width]
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT32
+    assert Path(tensor_rt["engine_file_path"]).stem == Path(tensor_rt["model_file_path"]).stem
+    assert Path(tensor_rt["model_file_path"]).suffix == ".onnx"
+
+    assert decoder["network_output_type"] == "argmax" == sidecar["output"]["kind"]
+    assert (decoder["mask_height"], decoder["mask_width"]) == (height, width)
+    palette = decoder["color_palette"]
+    colors = [((value >> 16) & 255, (value >> 8) & 255, value & 255) for value in palette]
+    assert colors[:19] == [tuple(rgb) for rgb in sidecar["palette"]] == [label.color for label in TRAIN_LABELS]
+    assert colors[255 % len(palette)] == (0, 0, 0)  # the decoder's colour of the ignore id: black
+    assert len(palette) == 256

@@ -133,10 +133,9 @@ class ExportGraph(nn.Module):
             x = (x - self.mean) / self.std
         dtype = next(self.segmentor.parameters()).dtype
         logits = self.segmentor.head_logits(x.to(dtype)).float()
-        logits = resize_bilinear(logits, x.shape[2:])
-        if self.output == "logits":
-            return logits[:, :NUM_TRAIN_CLASSES]
-        winner = logits.argmax(dim=1)
+        if self.output == "logits":  # the resize is per channel: the unused channels need not be resized
+            return resize_bilinear(logits[:, :NUM_TRAIN_CLASSES], x.shape[2:])
+        winner = resize_bilinear(logits, x.shape[2:]).argmax(dim=1)
         return torch.where(winner < NUM_TRAIN_CLASSES, winner, IGNORE_TRAIN_ID).to(torch.int32)
 
 
