@@ -189,6 +189,12 @@ def test_fp16_export_agrees_with_the_fp16_model(tiny_segformer, tmp_path, output
         assert check.relative_error <= 1e-2
 
 
+def test_fp16_op_export_check_says_why_it_cannot_run(tiny_t, tmp_path):
+    settings = ExportSettings(64, 128, dcnv3="op", fp16=True)
+    with pytest.raises(RuntimeError, match="serves float32 only"):
+        compare_with_pytorch(tiny_t, tmp_path / "never_written.onnx", settings)
+
+
 def test_released_t_architecture_exports_and_matches(tmp_path):
     """The real InternImage-T UperNet (random weights: the released file cannot be downloaded here)."""
     model = build_segmentor("upernet_internimage_t_512x1024_160k_cityscapes", device="cpu")
