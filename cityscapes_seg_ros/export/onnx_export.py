@@ -27,10 +27,10 @@ import io
 import logging
 import os
 import warnings
-from contextlib import ExitStack, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
@@ -175,6 +175,17 @@ def check_writable(path: Path) -> None:
             raise OSError(f"cannot write {target}")
 
 
+@contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _traced_onnx(graph: ExportGraph, settings: ExportSettings) -> Any:
     """The ONNX ModelProto of ``graph`` at the settings' static shape."""
     from .dcnv3_onnx_op import dcnv3_translation_table
@@ -193,6 +204,7 @@ def _traced_onnx(graph: ExportGraph, settings: ExportSettings) -> Any:
             table = dcnv3_translation_table()
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore")
+        stack.enter_context(_quiet_logger("torch.onnx"))  # e.g. "torchvision is not installed", irrelevant here
         stack.enter_context(redirect_stdout(io.StringIO()))  # the exporter prints its progress
         program = torch.onnx.export(
             graph, (example,), None, dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
