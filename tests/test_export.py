@@ -144,6 +144,9 @@ def test_cli_argmax_batch_of_two_normalising_in_graph_is_the_official_decision(t
                  "2", "--output", "argmax", "--normalize-in-graph", "--out", str(out), "--device", "cpu"])  # fmt: skip
     assert code == 0
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    sidecar = read_sidecar(tmp_path / "tiny.yaml")
+    assert sidecar["input"]["normalize_in_graph"] is True and sidecar["input"]["shape"] == [2, 3, 64, 128]
+    assert sidecar["model"] == "tiny" and sidecar["checkpoint"] == str(checkpoint)
     settings = ExportSettings(64, 128, batch=2, output="argmax", normalize_in_graph=True)
     images = random_input(settings, seed=7)  # 0..255 RGB
     (train_ids,) = ort_session(out).run(None, {"input": images})
