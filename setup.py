@@ -56,7 +56,17 @@ ROS_JAZZY_RUNTIME = ros_wheels(ROS_RUNTIME_NAMES, "jazzy")
 ROS_JAZZY_BUILD = BUILD_TOOLS + ros_wheels(
     ["ament-package", *ROS_BUILD_NAMES, *ROS_BUILD_DISTRO_NAMES["jazzy"]], "jazzy"
 )
+# cityscapes-seg export (docs/export.md): the dynamo ONNX exporter (onnxscript), the checker (onnx), ONNX Runtime and
+# its Python custom ops (onnxruntime-extensions, for the --dcnv3 op check). Pinned to the versions the tests ran with:
+# the exporter's output and the custom-op API change between releases.
+EXPORT_TOOLS = [
+    "onnx==1.23.2",
+    "onnxscript==0.7.2",
+    "onnxruntime==1.32.0",
+    "onnxruntime-extensions==0.15.2",
+]
 TEST_TOOLS = [
+    *EXPORT_TOOLS,
     "pytest>=7",
     "catkin-pkg>=1.0",
     "cityscapesscripts>=2.2",
@@ -158,6 +168,7 @@ setup(
         "ros-build": ROS_BUILD,
         # cityscapes-seg-bag: bag files without ROS (rosbags); replay and live evaluation add the ros extra.
         "bag": ["rosbags>=0.11,<0.12"],  # bag/writing.py adds chunk CRCs inside rosbags 0.11's MCAP writer
+        "export": EXPORT_TOOLS,
         "test": [*TEST_TOOLS, *ROS_RUNTIME],
         # The same on ROS 2 Jazzy wheels (scripts/setup.sh --test --distro jazzy): test tools, runtime and build.
         "ros-jazzy": ROS_JAZZY_RUNTIME,

@@ -36,7 +36,7 @@ ROSDEP_KEYS = {
 }
 # Imported modules with no key of their own: named in a package.xml comment (pip install), or installed with
 # the package that names them.
-NO_ROSDEP_KEY = {"deflate"}
+NO_ROSDEP_KEY = {"deflate", "onnx", "onnxscript", "onnxruntime", "onnxruntime_extensions"}
 COVERED_BY = {
     "lz4": "rosbags",  # rosbags' MCAP/rosbag2 compression, a dependency of rosbags
     "zstandard": "rosbags",

@@ -4,6 +4,7 @@ cityscapes-seg models [--json]
 cityscapes-seg predict [--model NAME|FILE] [--checkpoint hub|PATH|hf://...|none] INPUT... --out DIR
 cityscapes-seg demo [model options] [--out DIR] [--images DIR | --camera TOPIC --frames N] [--timeout S]
 cityscapes-seg doctor [--json]
+cityscapes-seg export [model options] --size HxW [--output argmax|logits] [--dcnv3 gridsample|op] [--fp16] ...
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..model_options import add_model_arguments
 from .common import configure_logging, run_command
 from .demo import add_demo_parser
 from .doctor import add_doctor_parser
+from .export import add_export_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(predict)
     add_demo_parser(sub)
     add_doctor_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
@@ -69,6 +72,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .demo import run_demo
 
         return run_command("cityscapes-seg", lambda: run_demo(args))
+    if args.command == "export":
+        from .export import run_export
+
+        return run_command("cityscapes-seg", lambda: run_export(args))
     from .predict import run_predict
 
     return run_command("cityscapes-seg", lambda: run_predict(args))

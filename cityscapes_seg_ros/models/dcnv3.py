@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import ops
+from ..ops.dcnv3_args import DCNv3Geometry
 from .layers import layer_norm
 
 
@@ -63,11 +64,15 @@ class DCNv3(nn.Module):
         offset = self.offset(query)
         mask = self.mask(query).reshape(n, h, w, self.group, -1)
         mask = F.softmax(mask, dim=-1).reshape(n, h, w, -1).type(value.dtype)
+        return self.output_proj(self.core(value, offset, mask))
+
+    def core(self, value: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The DCNv3 core on channels-last tensors (``ops.dcnv3`` with this module's geometry and backend). The ONNX
+        export shadows it per instance for the duration of an export (``export.dcnv3_gridsample``)."""
+        return ops.dcnv3(value, offset, mask, *self.geometry(), backend=self.backend)
+
+    def geometry(self) -> DCNv3Geometry:
+        """The core's non-tensor arguments, in the official order."""
         k = self.kernel_size
-        out = ops.dcnv3(
-            value, offset, mask,
-            k, k, self.stride, self.stride, self.pad, self.pad, self.dilation, self.dilation,
-            self.group, self.group_channels, self.offset_scale,
-            backend=self.backend,
-        )  # fmt: skip
-        return self.output_proj(out)
+        return DCNv3Geometry(k, k, self.stride, self.stride, self.pad, self.pad, self.dilation, self.dilation,
+                             self.group, self.group_channels, float(self.offset_scale))  # fmt: skip
