@@ -49,8 +49,14 @@ def resolve(dotted: str):
 
 @pytest.mark.parametrize("block", python_blocks())
 def test_python_examples_import_what_exists(block):
+    # A block marked "# needs: ..." (tests/test_docs.py) may import what only that need provides (launch_ros);
+    # what it imports from this package must still exist.
+    marked = block.lstrip().startswith("# needs:")
     for node in ast.parse(block).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            if marked and not all(m.startswith("cityscapes_seg_ros") for m in modules):
+                continue
             exec(compile(ast.Module([node], []), "docs", "exec"), {})  # noqa: S102 - our own docs
 
 
