@@ -262,29 +262,66 @@ def test_valid_frames_of_extreme_shapes_are_segmented_not_failed(start_node, hei
     assert counters.failed == 0 and counters.bad_inputs == 0
 
 
+def test_a_frame_that_fails_is_logged_with_where_and_the_node_goes_on(start_node, tiny_19_class_model, capfd):
+    def failing_head_logits(x):  # a bug, not a RuntimeError such as CUDA out of memory (logged without a place)
+        raise KeyError("missing layer")
+
+    original = tiny_19_class_model.head_logits
+    tiny_19_class_model.head_logits = failing_head_logits
+    try:
+        node, probe = start_node(model=tiny_19_class_model, outputs=["labels"])
+        probe.listen(Image, f"{SEG}/labels")
+        images = probe.publisher(Image, "/cam/front/image_raw")
+        frame = bgr_msg(np.random.default_rng(7).integers(0, 256, (48, 96, 3), dtype=np.uint8))
+        camera = node.cameras[0]
+        assert probe.wait_for(lambda: camera.counters.failed > 0, publish=lambda: images.publish(frame))
+    finally:
+        tiny_19_class_model.head_logits = original
+    # The same node segments the next frame once the network works again.
+    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(frame))
+    logged = capfd.readouterr().err
+    assert "frame failed: KeyError: 'missing layer' (at test_node.py:" in logged, logged
+    assert "in failing_head_logits)" in logged
+
+
 class SlowModel:
-    """Wraps the network run the node calls (``head_logits``) with a delay: a network slower than the camera."""
+    """Wraps the network run the node calls (``head_logits``) with a delay: a network slower than the camera.
+
+    ``asleep`` is set while the node's worker waits in the delay, i.e. in no C call of its own.
+    """
 
     def __init__(self, model, delay_s):
         self.model, self.delay_s = model, delay_s
+        self.asleep = threading.Event()
 
     def __enter__(self):
         self.original = self.model.head_logits
-        self.model.head_logits = lambda x: (time.sleep(self.delay_s), self.original(x))[1]
-        return self.model
+
+        def slow_head_logits(x):
+            self.asleep.set()
+            time.sleep(self.delay_s)
+            self.asleep.clear()
+            return self.original(x)
+
+        self.model.head_logits = slow_head_logits
+        return self
 
     def __exit__(self, *exc):
         self.model.head_logits = self.original
 
 
 def frames_alive(nbytes: int) -> int:
-    """Image messages of ``nbytes`` of data held anywhere in this process (the node's slot, its worker, ...)."""
+    """Image messages of ``nbytes`` of data held anywhere in this process (the node's slot, its worker, ...).
+
+    Only while the worker sleeps in ``SlowModel``: gc.get_objects() also lists a tuple that another thread's C
+    code is still filling (torch's dispatch of a Python kernel), whose filling then fails with a SystemError.
+    """
     return sum(1 for obj in gc.get_objects() if type(obj) is Image and len(obj.data) == nbytes)
 
 
 def test_a_30_hz_camera_into_a_slow_model_keeps_the_newest_frame(start_node, tiny_19_class_model):
-    with SlowModel(tiny_19_class_model, 0.3) as slow_model:
-        node, probe = start_node(model=slow_model, outputs=["labels"])
+    with SlowModel(tiny_19_class_model, 0.3) as slow:
+        node, probe = start_node(model=slow.model, outputs=["labels"])
         probe.listen(Image, f"{SEG}/labels")
         images = probe.publisher(Image, "/cam/front/image_raw")
         frame = np.random.default_rng(4).integers(0, 256, (720, 960, 3), dtype=np.uint8)  # 2 MB
@@ -297,7 +334,7 @@ def test_a_30_hz_camera_into_a_slow_model_keeps_the_newest_frame(start_node, tin
             msg.header.stamp.sec = index
             images.publish(msg)
             largest_slot = max(largest_slot, int(camera.pending is not None))
-            if index % 10 == 0:
+            if index % 10 == 0 and slow.asleep.wait(timeout=1.0):
                 alive.append(frames_alive(frame.nbytes))
             time.sleep(1 / 30)
         counters = camera.counters
@@ -308,7 +345,7 @@ def test_a_30_hz_camera_into_a_slow_model_keeps_the_newest_frame(start_node, tin
         assert counters.received == counters.processed + counters.dropped + counters.skipped_unsubscribed
         # Memory is bounded: besides the probe's own message, only the frame waiting in the slot and the one
         # being segmented are alive, however far the publisher is ahead.
-        assert largest_slot <= 1 and max(alive) <= 3, alive
+        assert len(alive) >= 8 and largest_slot <= 1 and max(alive) <= 3, alive
         stamps = [m.header.stamp.sec for m in probe.messages(f"{SEG}/labels")]
         assert stamps == sorted(stamps)
 

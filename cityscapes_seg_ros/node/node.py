@@ -21,7 +21,9 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
 import numpy as np
@@ -333,7 +335,8 @@ class SegmentationCore:
                 for frame in frames:
                     frame.camera.counters.failed += 1
                     self.log_throttled(frame.camera, "failure",
-                                       f"{frame.camera.input_topic}: frame failed: {type(exc).__name__}: {exc}")  # fmt: skip
+                                       f"{frame.camera.input_topic}: frame failed: {type(exc).__name__}: {exc}"
+                                       f"{raised_at(exc)}")  # fmt: skip
 
     def process_frames(self, frames: List[TakenFrame]) -> None:
         """Convert the taken frames, segment those of one size together and publish each with its own header."""
@@ -497,3 +500,12 @@ class SegmentationNode(SegmentationCore, Node):
         self.load_model(predictor if predictor is not None else load_predictor(self.settings))
         self.create_cameras()
         self.start_serving()
+
+
+def raised_at(exc: BaseException) -> str:
+    """`` (at file.py:line in function)``: where an unexpected error was raised, for the one-line log."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    where = frames[-1]
+    return f" (at {Path(where.filename).name}:{where.lineno} in {where.name})"
