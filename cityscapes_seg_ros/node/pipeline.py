@@ -26,11 +26,11 @@ from torch.nn import functional as F
 from ..graph_forward import GraphForward
 from ..inference import MEAN_RGB, STD_RGB, Predictor, rescale_size
 from ..labels import IGNORE_TRAIN_ID, TRAIN_ID_PALETTE
-from ..ops.score_decode import decode_logits
+from ..ops.score_decode import decode_logits, tensor_label_histogram
 from ..visualize import colorize, overlay
 from .host_transfer import download, upload
 from .params import NodeSettings
-from .statistics import class_histogram, count_classes
+from .statistics import count_classes
 
 GRAPHS_PER_PREDICTOR = 8  # one per (input size, batch size): the node's fixed size for 1..max_batch_size frames
 
@@ -228,7 +228,7 @@ class FrameProcessor:
             index = torch.tensor(subset, device=self.device)
             keep[index] = index.to(torch.uint8)
             train_ids = keep[train_ids.long()]
-        counts, sums = class_histogram(train_ids, confidence)
+        counts, sums = tensor_label_histogram(train_ids, confidence)
         color = blended = None
         if "color" in wanted or "overlay" in wanted:
             color_t = self._palette[train_ids.long()]  # [H, W, 3] RGB

@@ -33,19 +33,13 @@ class ClassStat:
 def count_classes(train_ids: Array, confidence: Optional[Array] = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixels per label value (0..255) and the sum of confidence per value, as numpy [256] arrays.
 
-    Runs where the data is (``torch.bincount`` on a tensor, ``ops.label_histogram`` on numpy).
+    Runs where the data is (``ops.score_decode.tensor_label_histogram`` on a tensor's device, ``label_histogram``
+    on numpy).
     """
     if isinstance(train_ids, torch.Tensor):
-        counts, sums = class_histogram(train_ids, confidence)
+        counts, sums = tensor_label_histogram(train_ids, confidence)
         return counts.cpu().numpy(), sums.cpu().numpy()
     return label_histogram(train_ids, confidence)
-
-
-def class_histogram(
-    train_ids: torch.Tensor, confidence: Optional[torch.Tensor] = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count_classes`` of tensors, left on their device: int64 [256] pixels and float64 [256] summed confidence."""
-    return tensor_label_histogram(train_ids, confidence)
 
 
 def class_stats(

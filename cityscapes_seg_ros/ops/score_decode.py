@@ -244,19 +244,15 @@ def _decode_logits_torch(
 
 def label_histogram(labels: np.ndarray, confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pixels per label value (0..255, int64 [256]) and summed confidence per value (float64 [256]; zeros
-    without ``confidence``) of a uint8 label image: the compiled op where available, else ``np.bincount``."""
+    without ``confidence``) of a uint8 label image: ``tensor_label_histogram`` on numpy arrays (no copy)."""
     flat = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
     weights = None if confidence is None else np.ascontiguousarray(confidence, dtype=np.float32).reshape(-1)
     if weights is not None and weights.size != flat.size:
         raise ValueError(f"label_histogram: {weights.size} confidence values for {flat.size} labels")
-    module = compiled.load(OP_NAME)
-    if module is not None:
-        counts, sums = module.label_histogram(
-            torch.from_numpy(flat), None if weights is None else torch.from_numpy(weights)
-        )
-        return counts.numpy(), sums.numpy()
-    counts = np.bincount(flat, minlength=256)
-    return counts, np.zeros(256) if weights is None else np.bincount(flat, weights=weights, minlength=256)
+    counts, sums = tensor_label_histogram(
+        torch.from_numpy(flat), None if weights is None else torch.from_numpy(weights)
+    )
+    return counts.numpy(), sums.numpy()
 
 
 def tensor_label_histogram(
