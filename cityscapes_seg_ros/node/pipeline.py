@@ -130,28 +130,15 @@ class FrameProcessor:
     def process(self, image_bgr: np.ndarray, settings: NodeSettings, wanted: Collection[str]) -> FrameResult:
         """``wanted``: which of color, overlay, confidence to make (labels and statistics always)."""
         predictor = self.predictor
-        self.apply_settings(settings)
-        height, width = image_bgr.shape[:2]
-        if settings.resize == "none":
-            predictor.img_scale = (max(height, width), min(height, width))
+        self._prepare_settings(settings, image_bgr.shape)
         predictor.new_frame()
         start = time.perf_counter()
         train_ids, confidence = predictor.decide(image_bgr)  # [H, W] on the device
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         inference_s = time.perf_counter() - start - predictor.preprocess_s
-        post_start = time.perf_counter()
-        subset = settings.class_subset
-        if self.device.type == "cpu":
-            result = self._postprocess_numpy(image_bgr, train_ids.numpy(), confidence.numpy(), subset, settings, wanted)
-        else:
-            result = self._postprocess_device(image_bgr, train_ids, confidence, subset, settings, wanted)
-        result.timings_ms = {
-            "preprocess": predictor.preprocess_s * 1e3,
-            "inference": inference_s * 1e3,
-            "postprocess": (time.perf_counter() - post_start) * 1e3,
-        }
-        return result
+        return self._postprocess(image_bgr, train_ids, confidence, settings, wanted,
+                                 predictor.preprocess_s * 1e3, inference_s * 1e3)  # fmt: skip
 
     def process_batch(
         self, images: Sequence[np.ndarray], settings: NodeSettings, wanted: Sequence[Collection[str]]
@@ -169,10 +156,8 @@ class FrameProcessor:
         if len({image.shape for image in images}) != 1:
             raise ValueError(f"a batch takes frames of one size, got {sorted({image.shape for image in images})}")
         predictor = self.predictor
-        self.apply_settings(settings)
+        self._prepare_settings(settings, images[0].shape)
         height, width = images[0].shape[:2]
-        if settings.resize == "none":
-            predictor.img_scale = (max(height, width), min(height, width))
         start = time.perf_counter()
         inputs, uploads, preprocess_ms = [], [], []
         for image in images:
@@ -187,24 +172,36 @@ class FrameProcessor:
             torch.cuda.synchronize(self.device)
         inference_ms = (time.perf_counter() - start) * 1e3 - sum(preprocess_ms)
         results = []
-        subset = settings.class_subset
         for image, outputs, (train_ids, confidence), upload_, pre_ms in zip(
             images, wanted, decisions, uploads, preprocess_ms
         ):
-            post_start = time.perf_counter()
-            if self.device.type == "cpu":
-                result = self._postprocess_numpy(image, train_ids.numpy(), confidence.numpy(), subset, settings,
-                                                 outputs)  # fmt: skip
-            else:
-                predictor.use_device_image(upload_)
-                result = self._postprocess_device(image, train_ids, confidence, subset, settings, outputs)
-            result.timings_ms = {
-                "preprocess": pre_ms,
-                "inference": inference_ms,
-                "postprocess": (time.perf_counter() - post_start) * 1e3,
-            }
-            results.append(result)
+            predictor.use_device_image(upload_)
+            results.append(self._postprocess(image, train_ids, confidence, settings, outputs, pre_ms, inference_ms))
         return results
+
+    def _prepare_settings(self, settings: NodeSettings, image_shape: Tuple[int, ...]) -> None:
+        """Apply ``settings``; with ``resize`` none the network takes the frame at its own size."""
+        self.apply_settings(settings)
+        if settings.resize == "none":
+            height, width = image_shape[:2]
+            self.predictor.img_scale = (max(height, width), min(height, width))
+
+    def _postprocess(
+        self, image_bgr, train_ids, confidence, settings: NodeSettings, wanted, preprocess_ms, inference_ms
+    ) -> FrameResult:
+        """One frame's outputs from its decision (numpy on the CPU, torch on the device), with its timings."""
+        start = time.perf_counter()
+        subset = settings.class_subset
+        if self.device.type == "cpu":
+            result = self._postprocess_numpy(image_bgr, train_ids.numpy(), confidence.numpy(), subset, settings, wanted)
+        else:
+            result = self._postprocess_device(image_bgr, train_ids, confidence, subset, settings, wanted)
+        result.timings_ms = {
+            "preprocess": preprocess_ms,
+            "inference": inference_ms,
+            "postprocess": (time.perf_counter() - start) * 1e3,
+        }
+        return result
 
     @staticmethod
     def _postprocess_numpy(image_bgr, train_ids, confidence, subset, settings, wanted) -> FrameResult:
