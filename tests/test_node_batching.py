@@ -183,3 +183,16 @@ def test_the_node_gpu_bench_dry_runs_on_the_cpu_and_writes_its_json(tiny_model_f
     record = json.loads(out.read_text())
     assert [(row["batch"], row["cuda_graphs"]) for row in record["rows"]] == [(1, False), (2, False)]
     assert all(row["ms_per_frame"] > 0 for row in record["rows"]) and record["device"] == "cpu"
+
+
+def test_a_forward_that_may_be_captured_keeps_no_autocast_weight_cache():
+    """Autocast's cache of weight casts is freed when its scope ends: a CUDA graph must not capture it."""
+    predictor = DevicePredictor(ConvSegmentor(), precision="bf16")
+
+    def cache_enabled() -> bool:
+        with predictor._precision_scope():
+            return torch.is_autocast_cache_enabled()
+
+    assert not predictor.graph_forward.enabled and cache_enabled()  # CPU: no graphs, the cache as usual
+    predictor.graph_forward.enabled = True  # as on CUDA with cuda_graphs
+    assert not cache_enabled()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Collection, Dict, List, Optional, Sequence, Tuple
+from typing import Collection, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -27,6 +27,7 @@ from ..graph_forward import GraphForward
 from ..inference import MEAN_RGB, STD_RGB, Predictor, rescale_size
 from ..labels import IGNORE_TRAIN_ID, TRAIN_ID_PALETTE
 from ..ops.score_decode import decode_logits, tensor_label_histogram
+from ..precision import precision_scope
 from ..visualize import colorize, overlay
 from .host_transfer import download, upload
 from .params import NodeSettings
@@ -63,6 +64,10 @@ class DevicePredictor(Predictor):
 
     def network_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph_forward(x)
+
+    def _precision_scope(self) -> ContextManager:
+        # A CUDA graph must not capture autocast's weight-cast cache (freed when the scope ends, replayed after).
+        return precision_scope(self.precision, self.device, autocast_cache=not self.graph_forward.enabled)
 
     def prepare(self, image_bgr: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
         start = time.perf_counter()
