@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from .bagio import BagError, BagSummary, UniqueStamps, header_stamp_ns, typestor
 from .collected import Collected, FrameTiming
 from .evaluate_options import EvaluateOptions
 from .interrupts import interrupts_deferred, terminate_as_interrupt
-from .node_process import NodeProcess
+from .node_process import NodeProcess, ros_node_command
 from .predictions import PredictionStore
 from .recorder import OutputRecorder
 from .replay import BagPlayer, ReplayOptions
@@ -33,15 +32,10 @@ DEFAULT_NODE_MODULE = "cityscapes_seg_ros.node"
 
 
 def node_command(options: EvaluateOptions, base_topic: str, transport: str) -> List[str]:
-    command = [sys.executable, "-m", options.node_module or DEFAULT_NODE_MODULE, "--ros-args"]
-    if options.params_file:
-        command += ["--params-file", str(options.params_file)]
     parameters = [f"image_topics:=['{base_topic}']", f"input_transport:={transport}"]
     parameters += options.model.node_parameters(options.model_given)
     parameters += options.node_args
-    for parameter in parameters:
-        command += ["-p", parameter]
-    return command
+    return ros_node_command(options.node_module or DEFAULT_NODE_MODULE, options.params_file, parameters)
 
 
 class OutputCollector:

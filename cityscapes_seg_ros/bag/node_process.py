@@ -8,12 +8,23 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
+import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Sequence
 
 from .bagio import BagError
 
 log = logging.getLogger(__name__)
+
+
+def ros_node_command(module: str, params_file: Optional[Path], parameters: Sequence[str]) -> List[str]:
+    """``python -m module --ros-args [--params-file FILE] -p name:=value ...`` with this interpreter."""
+    command = [sys.executable, "-m", module, "--ros-args"]
+    if params_file is not None:
+        command += ["--params-file", str(params_file)]
+    for parameter in parameters:
+        command += ["-p", parameter]
+    return command
 
 
 class NodeProcess:

@@ -155,18 +155,15 @@ def params_file(package_dir: Path = PACKAGE_DIR) -> Optional[Path]:
 
 
 def node_command(options: ModelOptions, given: List[str], camera: str, input_reliability: str) -> List[str]:
-    command = [sys.executable, "-m", "cityscapes_seg_ros.node", "--ros-args"]
+    from ..bag.node_process import ros_node_command
+
     found = params_file()
-    if found is not None:
-        command += ["--params-file", str(found)]
-    else:
+    if found is None:
         log.info("the package's %s was not found; the node starts with its built-in defaults", PARAMS_FILE_NAME)
     parameters = [f"image_topics:=['{camera}']", f"outputs:=[{', '.join(OUTPUTS)}]",
                   f"input_reliability:={input_reliability}", "skip_unsubscribed:=false"]  # fmt: skip
     parameters += options.node_parameters(sorted(set(given) | {"checkpoint"}))
-    for parameter in parameters:
-        command += ["-p", parameter]
-    return command
+    return ros_node_command("cityscapes_seg_ros.node", found, parameters)
 
 
 # ------------------------------------------------------------------------------------------ the session
