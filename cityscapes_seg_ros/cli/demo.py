@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..bag.bagio import stamp_to_ns
 from ..demo_sheet import (
     DemoFrame,
     class_shares,
@@ -207,27 +208,23 @@ class DemoSession:
 
             node.create_subscription(Image, camera, self.on_camera, qos_profile_sensor_data)
 
-    @staticmethod
-    def stamp_ns(header) -> int:
-        return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
-
     def on_camera(self, msg) -> None:
-        from ..ros_contract.image_codec import decode_image, to_bgr8
+        from ..ros_contract.image_codec import image_msg_to_bgr
 
         received = time.monotonic_ns()
         try:
-            image = to_bgr8(decode_image(msg)).copy()
+            image = image_msg_to_bgr(msg).copy()
         except ValueError as exc:
             log.warning("camera frame not shown: %s", exc)
             return
         with self.lock:
-            frame = self.frames.setdefault(self.stamp_ns(msg.header), Received())
+            frame = self.frames.setdefault(stamp_to_ns(msg.header.stamp), Received())
             frame.sent_ns, frame.input_bgr = received, image
 
     def on_output(self, kind: str, msg) -> None:
         received = time.monotonic_ns()
         with self.lock:
-            frame = self.frames.setdefault(self.stamp_ns(msg.header), Received())
+            frame = self.frames.setdefault(stamp_to_ns(msg.header.stamp), Received())
             frame.outputs[kind] = msg
             if len(frame.outputs) == len(OUTPUTS):
                 frame.done_ns = received
@@ -238,7 +235,7 @@ class DemoSession:
         msg = to_image_msg(image, "bgr8")
         msg.header.frame_id = "cityscapes_seg_demo_camera"
         msg.header.stamp.sec = index + 1
-        stamp = self.stamp_ns(msg.header)
+        stamp = stamp_to_ns(msg.header.stamp)
         with self.lock:
             self.frames[stamp] = Received(sent_ns=time.monotonic_ns(), input_bgr=image)
         self.publisher.publish(msg)
