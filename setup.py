@@ -154,7 +154,9 @@ setup(
         # Any torch >= 2.1 works; install the build you want first (CPU: `pip install torch==2.13.0`).
         "torch>=2.1",
         "numpy>=1.24",
-        "opencv-python-headless>=4.8",
+        # OpenCV 4, as under mmcv 1.x: the official pipeline's resize and imnormalize are OpenCV 4's arithmetic
+        # (OpenCV 5 rounds the normalisation differently, by up to 2.4e-7).
+        "opencv-python-headless>=4.8,<5",
         "huggingface_hub>=0.23",
         "tqdm>=4.60",
         "PyYAML>=6.0",

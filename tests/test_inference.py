@@ -75,6 +75,7 @@ def test_preprocess_is_rgb_mean_std_at_the_test_scale():
 
 
 def test_normalisation_is_bit_for_bit_mmcv_imnormalize():
+    assert cv2.__version__.startswith("4."), f"OpenCV {cv2.__version__}: the package pins OpenCV 4, as mmcv 1.x ran"
     image = random_image(33, 47, seed=7)
     # mmcv.imnormalize(img, mean, std, to_rgb=True) as the official test pipeline runs it
     expected = cv2.cvtColor(image.astype(np.float32), cv2.COLOR_BGR2RGB)
