@@ -1,7 +1,7 @@
 """DCNv3 core benchmark: every available backend at the stage shapes of InternImage-T and -L.
 
 Backends: the compiled CPU op, the compiled CUDA op (when a GPU is present), the pure-PyTorch core
-(``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch``) on each device, and, with ``--official DIR``, the
+(``cityscapes_seg_ros.dcnv3.reference.dcnv3_core_torch``) on each device, and, with ``--official DIR``, the
 official ``ops_dcnv3`` CUDA extension built in ``DIR`` (``python setup.py build_ext --inplace`` in InternImage's
 ``segmentation/ops_dcnv3``; its module is ``DCNv3``), called as the official ``DCNv3Function`` calls it
 (``im2col_step`` 256). The official op has no bf16 kernel.
@@ -43,8 +43,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cityscapes_seg_ros.ops.dcnv3_compiled import available_backends, dcnv3_forward, load_dcnv3_op  # noqa: E402
-from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
+from cityscapes_seg_ros.dcnv3.compiled import available_backends, dcnv3_forward, load_dcnv3_op  # noqa: E402
+from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch  # noqa: E402
 
 STAGES = ((256, 512), (128, 256), (64, 128), (32, 64))
 MODELS = {

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dcnv3_bench import MODELS, STAGES, device_name  # noqa: E402
 
-from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch  # noqa: E402
+from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch  # noqa: E402
 
 
 def load_official_core(path: Path):

@@ -25,9 +25,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from cityscapes_seg_ros.model_options import DEFAULT_MODEL, build_predictor
 from cityscapes_seg_ros.node.params import PARAMETERS, NodeSettings
 from cityscapes_seg_ros.node.pipeline import DevicePredictor, FrameProcessor, batch_groups
+from cityscapes_seg_ros.segmenter.options import DEFAULT_MODEL, build_predictor
 
 OUTPUTS = ("labels", "color", "overlay", "statistics")  # the node's default outputs (camera_info costs nothing)
 

@@ -34,11 +34,11 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
-from cityscapes_seg_ros.inference import preprocess
 from cityscapes_seg_ros.node.statistics import class_stats, count_classes
 from cityscapes_seg_ros.ops.score_decode import decode_scores
 from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr, to_image_msg
 from cityscapes_seg_ros.ros_contract.topics import IMAGE_OUTPUTS
+from cityscapes_seg_ros.segmenter.inference import preprocess
 from cityscapes_seg_ros.visualize import colorize, overlay
 
 

@@ -46,8 +46,8 @@ from torch import nn
 from cityscapes_seg_ros import build_segmentor
 from cityscapes_seg_ros.models import InternImageConfig, SegmentorConfig, UPerHeadConfig
 from cityscapes_seg_ros.models.layers import resize_bilinear
-from cityscapes_seg_ros.precision import DTYPES, precision_scope
-from cityscapes_seg_ros.precision_check import normalized_inputs, smooth_frames
+from cityscapes_seg_ros.segmenter.precision import DTYPES, precision_scope
+from cityscapes_seg_ros.segmenter.precision_check import normalized_inputs, smooth_frames
 
 MODEL_NAMES = {
     "t": "upernet_internimage_t_512x1024_160k_cityscapes",

@@ -18,11 +18,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from cityscapes_seg_ros.bag.bagio import typestore
-from cityscapes_seg_ros.bag.ros import reliable_qos
-from cityscapes_seg_ros.model_options import build_predictor
+from cityscapes_seg_ros.harness.ros import reliable_qos
 from cityscapes_seg_ros.node.params import declare_parameters
 from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr
 from cityscapes_seg_ros.ros_contract.topics import compressed_topic, output_topic
+from cityscapes_seg_ros.segmenter.options import build_predictor
 from cityscapes_seg_ros.visualize import colorize
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cityscapes_seg_ros import CheckpointError, build_segmentor
-from cityscapes_seg_ros.checkpoint import parse_hub_source, read_state_dict, resolve_checkpoint
 from cityscapes_seg_ros.models import HubLocation
+from cityscapes_seg_ros.segmenter.checkpoint import parse_hub_source, read_state_dict, resolve_checkpoint
 
 
 def save_state_dict(tmp_path, state_dict, name="bad.pth"):

@@ -7,9 +7,12 @@ import torch
 from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, reference_dcnv3, rel_err
 
 from cityscapes_seg_ros import build_segmentor, ops
-from cityscapes_seg_ros.ops import compiled, dcnv3_args, dcnv3_compiled, dcnv3_dispatch
-from cityscapes_seg_ros.ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
-from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
+from cityscapes_seg_ros.dcnv3 import compiled as dcnv3_compiled
+from cityscapes_seg_ros.dcnv3 import dispatch as dcnv3_dispatch
+from cityscapes_seg_ros.dcnv3 import geometry as dcnv3_args
+from cityscapes_seg_ros.dcnv3.compiled import dcnv3_op_error, load_dcnv3_op
+from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch
+from cityscapes_seg_ros.ops import compiled
 
 CASE_ID = "N{}_{}x{}_G{}_Cg{}_s{}".format
 

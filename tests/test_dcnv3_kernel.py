@@ -1,7 +1,7 @@
-"""The compiled DCNv3 op (kernels/dcnv3 via cityscapes_seg_ros.ops.dcnv3_compiled).
+"""The compiled DCNv3 op (kernels/dcnv3 via cityscapes_seg_ros.dcnv3.compiled).
 
 Checked against a naive float64 reference written here (gather-based, independent of grid_sample), and
-against the package's pure-PyTorch core ``cityscapes_seg_ros.ops.dcnv3_torch.dcnv3_core_torch`` where it
+against the package's pure-PyTorch core ``cityscapes_seg_ros.dcnv3.reference.dcnv3_core_torch`` where it
 exists. The CPU op is built once per test session (the first JIT build takes about a minute; later
 sessions load the cached build). CUDA: an nvcc compile-only check here, numeric checks where a GPU is.
 """
@@ -19,9 +19,9 @@ import pytest
 import torch
 from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, out_size, reference_dcnv3, rel_err
 
+from cityscapes_seg_ros.dcnv3 import compiled as ext
+from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch
 from cityscapes_seg_ros.ops import compiled
-from cityscapes_seg_ros.ops import dcnv3_compiled as ext
-from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
 from cityscapes_seg_ros.ops.op_records import OPS, SWITCH_ENV, read_switch
 
 HAS_CUDA = torch.cuda.is_available()
@@ -400,7 +400,7 @@ def test_cuda_forward_kernel_chosen_by_the_environment(cuda_op):
     # a fresh process: the variable is read at the first use; an unknown name is one clear ValueError
     script = (
         "import os\n"
-        "from cityscapes_seg_ros.ops.dcnv3_compiled import load_dcnv3_op\n"
+        "from cityscapes_seg_ros.dcnv3.compiled import load_dcnv3_op\n"
         "op = load_dcnv3_op('cuda')\n"
         "try:\n"
         "    op.forward_kernel()\n"

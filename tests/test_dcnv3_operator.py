@@ -13,11 +13,11 @@ from dcnv3_reference import kernel_args, make_inputs, rel_err
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from cityscapes_seg_ros import build_segmentor, ops
-from cityscapes_seg_ros.models.dcnv3 import DCNv3
+from cityscapes_seg_ros.dcnv3.compiled import dcnv3_op_error, load_dcnv3_op
+from cityscapes_seg_ros.dcnv3.library import BACKWARD_OP_NAME, OP_NAME, dcnv3_backward_op, dcnv3_op
+from cityscapes_seg_ros.dcnv3.module import DCNv3
+from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch
 from cityscapes_seg_ros.ops import compiled
-from cityscapes_seg_ros.ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
-from cityscapes_seg_ros.ops.dcnv3_library import BACKWARD_OP_NAME, OP_NAME, dcnv3_backward_op, dcnv3_op
-from cityscapes_seg_ros.ops.dcnv3_torch import dcnv3_core_torch
 
 HAS_CUDA = torch.cuda.is_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device"))]

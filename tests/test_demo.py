@@ -20,11 +20,11 @@ pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (script
 from bag_support import tiny_model_files  # noqa: E402
 
 from cityscapes_seg_ros.cli import demo as demo_cli  # noqa: E402
+from cityscapes_seg_ros.cli.demo_sheet import TILE_WIDTH, TITLE_HEIGHT, tile_origin  # noqa: E402
 from cityscapes_seg_ros.cli.main import main  # noqa: E402
-from cityscapes_seg_ros.demo_sheet import TILE_WIDTH, TITLE_HEIGHT, tile_origin  # noqa: E402
-from cityscapes_seg_ros.hub_cache import download_command  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
-from cityscapes_seg_ros.model_options import ModelOptions  # noqa: E402
+from cityscapes_seg_ros.segmenter.hub_cache import download_command  # noqa: E402
+from cityscapes_seg_ros.segmenter.options import ModelOptions  # noqa: E402
 
 DEMO = [sys.executable, "-m", "cityscapes_seg_ros.cli.main", "demo"]
 STARTED = re.compile(r"started the node \(pid (\d+)\)")

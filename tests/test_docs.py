@@ -449,9 +449,9 @@ def test_every_subcommand_of_the_command_lines_is_shown():
 @pytest.fixture
 def stand_in_hub(monkeypatch, tiny_model_files):
     """upernet_internimage_t_... is the tiny official fixture, and its hub checkpoint the fixture's file."""
-    from cityscapes_seg_ros import checkpoint
-    from cityscapes_seg_ros.model_options import read_model_config
     from cityscapes_seg_ros.models import registry
+    from cityscapes_seg_ros.segmenter import checkpoint
+    from cityscapes_seg_ros.segmenter.options import read_model_config
 
     config_path, checkpoint_path = tiny_model_files
     released = registry.MODEL_REGISTRY[T_MODEL]
@@ -537,7 +537,7 @@ def test_the_node_page_names_every_launch_argument():
 
 
 def test_the_models_page_explains_every_model_option():
-    from cityscapes_seg_ros.model_options import add_model_arguments
+    from cityscapes_seg_ros.segmenter.options import add_model_arguments
 
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)

@@ -11,7 +11,7 @@ import torch
 
 from cityscapes_seg_ros.cli import doctor
 from cityscapes_seg_ros.cli.main import main
-from cityscapes_seg_ros.speed_estimate import SpeedEstimate, network_flops, target_input_size
+from cityscapes_seg_ros.segmenter.speed_estimate import SpeedEstimate, network_flops, target_input_size
 
 T = "upernet_internimage_t_512x1024_160k_cityscapes"
 
@@ -160,7 +160,7 @@ def test_rmw_found_in_a_ros_prefix(monkeypatch, tmp_path):
 
 
 def test_the_hub_cache_line_of_each_of_the_nine_models(monkeypatch, tmp_path):
-    from cityscapes_seg_ros import hub_cache
+    from cityscapes_seg_ros.segmenter import hub_cache
 
     cached = tmp_path / f"{T}.pth"
     monkeypatch.setattr(hub_cache, "cached_checkpoint", lambda repo, filename, *a: cached if T in filename else None)
@@ -172,7 +172,7 @@ def test_the_hub_cache_line_of_each_of_the_nine_models(monkeypatch, tmp_path):
 
 
 def test_the_hub_cache_lookup_reads_a_real_cache_layout(tmp_path):
-    from cityscapes_seg_ros.hub_cache import cached_checkpoint
+    from cityscapes_seg_ros.segmenter.hub_cache import cached_checkpoint
 
     repo = tmp_path / "models--OpenGVLab--InternImage"
     (repo / "snapshots" / ("b" * 40)).mkdir(parents=True)
@@ -190,14 +190,14 @@ def test_the_hub_cache_lookup_reads_a_real_cache_layout(tmp_path):
 def test_the_download_command_of_the_installed_huggingface_hub(monkeypatch, version, tool):
     import importlib.metadata
 
-    from cityscapes_seg_ros.hub_cache import download_command
+    from cityscapes_seg_ros.segmenter.hub_cache import download_command
 
     monkeypatch.setattr(importlib.metadata, "version", lambda name: version)
     assert download_command("OpenGVLab/InternImage", "x.pth") == f"{tool} download OpenGVLab/InternImage x.pth"
 
 
 def test_the_speed_line_is_an_estimate_or_says_why_not(monkeypatch):
-    from cityscapes_seg_ros import speed_estimate
+    from cityscapes_seg_ros.segmenter import speed_estimate
 
     def fail(**kwargs):
         raise RuntimeError("CUDA out of memory")

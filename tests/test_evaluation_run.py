@@ -16,8 +16,8 @@ from test_evaluation_scoring import assert_same_scores
 from cityscapes_seg_ros.cli.eval_main import main
 from cityscapes_seg_ros.evaluation.dataset import find_ground_truth, match_predictions
 from cityscapes_seg_ros.evaluation.distributed import Shard, take_shard
-from cityscapes_seg_ros.inference import Predictor
 from cityscapes_seg_ros.labels import label_ids_to_train_ids
+from cityscapes_seg_ros.segmenter.inference import Predictor
 from cityscapes_seg_ros.visualize import colorize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -15,9 +15,9 @@ from conftest import load_fixture
 
 from cityscapes_seg_ros import build_segmentor, scores_to_train_ids
 from cityscapes_seg_ros.cli.main import main
+from cityscapes_seg_ros.dcnv3.geometry import DCNv3Geometry
 from cityscapes_seg_ros.labels import TRAIN_CLASS_NAMES, TRAIN_LABELS
 from cityscapes_seg_ros.ops import dcnv3
-from cityscapes_seg_ros.ops.dcnv3_args import DCNv3Geometry
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

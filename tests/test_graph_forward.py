@@ -9,8 +9,8 @@ import torch
 from conv_segmentor import ConvSegmentor
 
 from cityscapes_seg_ros import build_segmentor
-from cityscapes_seg_ros.graph_forward import CapturedForward, GraphForward
-from cityscapes_seg_ros.inference import Predictor
+from cityscapes_seg_ros.node.graph_forward import CapturedForward, GraphForward
+from cityscapes_seg_ros.segmenter.inference import Predictor
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -89,7 +89,7 @@ def test_a_new_shape_or_dtype_is_captured_once_and_beyond_max_graphs_runs_eagerl
         torch.testing.assert_close(graphs(x), forward(x), rtol=1e-6, atol=0)
     assert graphs.captures == 2 and [key[0] for key in graphs.graph_keys] == [(1, 3, 8, 12), (3, 3, 8, 12)]
     other = torch.randn(1, 3, 16, 24)
-    with caplog.at_level(logging.INFO, logger="cityscapes_seg_ros.graph_forward"):
+    with caplog.at_level(logging.INFO, logger="cityscapes_seg_ros.node.graph_forward"):
         for _ in range(3):
             torch.testing.assert_close(graphs(other), forward(other), rtol=1e-6, atol=0)
     assert graphs.captures == 2 and not graphs.uses_graph(other)
@@ -106,7 +106,7 @@ def test_a_failed_capture_is_logged_once_and_that_shape_stays_eager(caplog):
     forward = CountingForward(fail_on_call=1)  # the first call is the capture's
     graphs = HostGraphForward(forward)
     x = torch.randn(1, 3, 8, 12)
-    with caplog.at_level(logging.WARNING, logger="cityscapes_seg_ros.graph_forward"):
+    with caplog.at_level(logging.WARNING, logger="cityscapes_seg_ros.node.graph_forward"):
         out = graphs(x)
         graphs(x)
     torch.testing.assert_close(out, forward(x), rtol=1e-6, atol=0)
@@ -140,7 +140,7 @@ def test_replayed_graphs_equal_eager_for_consecutive_inputs_and_a_new_shape_capt
 
 @needs_cuda
 def test_the_internimage_model_with_the_compiled_dcnv3_op_is_captured_and_replays_its_eager_logits(tiny_t_fixture):
-    from cityscapes_seg_ros.ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
+    from cityscapes_seg_ros.dcnv3.compiled import dcnv3_op_error, load_dcnv3_op
 
     if load_dcnv3_op("cuda") is None:
         pytest.skip(f"compiled DCNv3 CUDA op unavailable: {dcnv3_op_error('cuda')}")
@@ -150,7 +150,7 @@ def test_the_internimage_model_with_the_compiled_dcnv3_op_is_captured_and_replay
     graphs = GraphForward(predictor.encode_decode)
     inputs = [torch.randn(1, 3, 64, 128, device="cuda") for _ in range(2)]
     outputs = [graphs(x) for x in inputs]
-    assert graphs.held == 1, "the capture failed: see the warning logged by cityscapes_seg_ros.graph_forward"
+    assert graphs.held == 1, "the capture failed: see the warning logged by cityscapes_seg_ros.node.graph_forward"
     for x, out in zip(inputs, outputs):
         torch.testing.assert_close(out, predictor.encode_decode(x), rtol=1e-4, atol=1e-4)
 

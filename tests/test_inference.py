@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from cityscapes_seg_ros import Predictor, build_segmentor, preprocess, scores_to_train_ids
-from cityscapes_seg_ros.inference import MS_RATIOS, rescale_size
+from cityscapes_seg_ros.segmenter.inference import MS_RATIOS, rescale_size
 
 
 @pytest.fixture(scope="module")

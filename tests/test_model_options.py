@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cityscapes_seg_ros import model_options
 from cityscapes_seg_ros.cli import bag_main, eval_main
 from cityscapes_seg_ros.cli import main as seg_main
-from cityscapes_seg_ros.model_options import ModelOptions, build_predictor, given_options
 from cityscapes_seg_ros.node.params import SPECS, NodeSettings
+from cityscapes_seg_ros.segmenter import options as model_options
+from cityscapes_seg_ros.segmenter.options import ModelOptions, build_predictor, given_options
 
 PACKAGE = Path(model_options.__file__).parent
 T = "upernet_internimage_t_512x1024_160k_cityscapes"

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_core_imports_without_ros():
     code = (
-        "import sys, cityscapes_seg_ros, cityscapes_seg_ros.inference, cityscapes_seg_ros.cli.main\n"
+        "import sys, cityscapes_seg_ros, cityscapes_seg_ros.segmenter.inference, cityscapes_seg_ros.cli.main\n"
         "assert not any(m.startswith(('rclpy.', 'sensor_msgs', 'std_msgs')) for m in sys.modules), 'ROS imported'\n"
     )
     # rclpy is made unimportable (an import of it raises ImportError) to prove the core does not need it.

@@ -7,12 +7,12 @@ from conftest import FIXTURES, load_fixture
 from torch.nn import functional as F
 
 from cityscapes_seg_ros import Predictor, build_segmentor
-from cityscapes_seg_ros.choices import PRECISIONS
-from cityscapes_seg_ros.model_options import ModelOptions
 from cityscapes_seg_ros.models.layers import FloatLayerNorm
 from cityscapes_seg_ros.ops.score_decode import decode_scores
-from cityscapes_seg_ros.precision import cuda_tf32, precision_scope
-from cityscapes_seg_ros.precision_check import argmax_agreement, normalized_inputs, smooth_frames
+from cityscapes_seg_ros.segmenter.choices import PRECISIONS
+from cityscapes_seg_ros.segmenter.options import ModelOptions
+from cityscapes_seg_ros.segmenter.precision import cuda_tf32, precision_scope
+from cityscapes_seg_ros.segmenter.precision_check import argmax_agreement, normalized_inputs, smooth_frames
 
 # Measured on these fixtures (random weights: logits with std ~0.6 and a median top-2 margin ~0.2, so near-ties
 # are common): bf16 98.8-99.3 %, fp16 99.84-99.90 % of the pixels; nearly every disagreement is a near-tie.

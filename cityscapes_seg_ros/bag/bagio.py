@@ -6,6 +6,7 @@ the image messages into numpy arrays and back.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import struct
 from dataclasses import dataclass, field
@@ -41,9 +42,19 @@ def typestore():
     return get_typestore(Stores.ROS2_KILTED)
 
 
-def stamp_to_ns(stamp) -> int:
-    """A builtin_interfaces/Time (rosbags or rclpy object) -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+def message_class(msgtype: str) -> type:
+    """'sensor_msgs/msg/Image' -> the rclpy message class ``sensor_msgs.msg.Image``."""
+    parts = msgtype.split("/")
+    if len(parts) != 3 or parts[1] != "msg":
+        raise BagError(f"unsupported message type name {msgtype!r} (expected package/msg/Name)")
+    package, _, name = parts
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError):
+        wheel = "ros-" + package.replace("_", "-")
+        raise BagError(
+            f"message type {msgtype} is not importable in Python; install its package (pip install {wheel})"
+        ) from None
 
 
 def header_stamp_ns(cdr: bytes) -> int:

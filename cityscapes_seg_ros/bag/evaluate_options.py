@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import List, Optional
 
-from ..model_options import ModelOptions, given_options
+from ..segmenter import ModelOptions, given_options
 from .bagio import DEFAULT_GT_INSTANCE_TOPIC, DEFAULT_GT_LABEL_TOPIC, BagError
 from .replay import check_number
 

@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from ..harness.interrupts import interrupts_deferred, terminate_as_interrupt
+from ..harness.node_process import NodeProcess, ros_node_command
+from ..harness.ros import publisher_is_reliable, reliable_qos, ros_node, wait_until
 from ..ros_contract.image_codec import decode_image
 from ..ros_contract.topics import IMAGE_TYPE, camera_info_topic, camera_of_input, output_topic, segmentation_namespace
 from .bagio import BagError, BagSummary, UniqueStamps, header_stamp_ns, typestore
 from .collected import Collected, FrameTiming
 from .evaluate_options import EvaluateOptions
-from .interrupts import interrupts_deferred, terminate_as_interrupt
-from .node_process import NodeProcess, ros_node_command
 from .predictions import PredictionStore
 from .recorder import OutputRecorder
 from .replay import BagPlayer, ReplayOptions
-from .ros import publisher_is_reliable, reliable_qos, ros_node, wait_until
 
 log = logging.getLogger(__name__)
 

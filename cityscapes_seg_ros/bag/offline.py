@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..model_options import build_predictor
+from ..segmenter import build_predictor
 from .bagio import ReadProblem, UniqueStamps, iter_images
 from .collected import Collected, FrameTiming
 from .evaluate_options import EvaluateOptions

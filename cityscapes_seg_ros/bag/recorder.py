@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .bagio import BagError, typestore
-from .ros import message_class, publisher_is_reliable, reliable_qos, wait_until
+from ..harness.ros import publisher_is_reliable, reliable_qos, wait_until
+from .bagio import BagError, message_class, typestore
 from .writing import new_writer
 
 log = logging.getLogger(__name__)

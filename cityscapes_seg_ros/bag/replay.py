@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from .bagio import BagError, ReadProblem, read_messages, summarize
-from .ros import message_class, reliable_qos, ros_node, wait_until
+from ..harness.ros import reliable_qos, ros_node, wait_until
+from .bagio import BagError, ReadProblem, message_class, read_messages, summarize
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Iterator
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.storage_mcap import McapWriter
 
+from ..harness.interrupts import interrupts_deferred
 from .bagio import BagError, parse_storage
-from .interrupts import interrupts_deferred
 from .mcap_scan import CHUNK_CRC_OFFSET, RECORD_HEAD
 
 CHUNK_INDEX_OFFSET_FIELD = 16  # a Chunk Index record's body: start time u64, end time u64, chunk start offset u64

@@ -21,7 +21,7 @@ from ..bag.bagio import (
     DEFAULT_IMAGE_TOPIC,
     STORAGES,
 )
-from ..model_options import add_model_arguments
+from ..segmenter import add_model_arguments
 from .common import configure_logging, run_command
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from ..bag.interrupts import terminate_as_interrupt
+    from ..harness.interrupts import terminate_as_interrupt
 
     with terminate_as_interrupt():  # a SIGTERM cleans up as Ctrl-C does: no half-written bag, no node left running
         return run_command("cityscapes-seg-bag", lambda: runners[args.command](args))

@@ -25,8 +25,21 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..bag.bagio import stamp_to_ns
-from ..demo_sheet import (
+from ..harness.ros import stamp_to_ns
+from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_atomic, write_png
+from ..segmenter import (
+    HUB_CHECKPOINT,
+    ModelOptions,
+    add_model_arguments,
+    cached_checkpoint,
+    fetch_hint,
+    given_options,
+    hub_offline_env,
+    is_config_file,
+    resolve_device,
+)
+from .common import positive_int
+from .demo_sheet import (
     DemoFrame,
     class_shares,
     contact_sheet,
@@ -35,11 +48,6 @@ from ..demo_sheet import (
     shares_csv,
     timing_summary,
 )
-from ..devices import resolve_device
-from ..hub_cache import cached_checkpoint, fetch_hint, hub_offline_env
-from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_atomic, write_png
-from ..model_options import HUB_CHECKPOINT, ModelOptions, add_model_arguments, given_options, is_config_file
-from .common import positive_int
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +92,8 @@ def ensure_weights(options: ModelOptions) -> ModelOptions:
     if is_config_file(options.model) and checkpoint == HUB_CHECKPOINT:
         raise ValueError(f"model config {options.model} has no released checkpoint on the hub: pass --checkpoint "
                          "FILE, or --checkpoint none to run the pipeline with random weights")  # fmt: skip
-    from ..checkpoint import CheckpointError, download_from_hub, parse_hub_source
     from ..models import get_model_config
+    from ..segmenter import CheckpointError, download_from_hub, parse_hub_source
 
     default = None if is_config_file(options.model) else get_model_config(options.model).pretrained
     location, parsed_revision = parse_hub_source(checkpoint, default)
@@ -156,7 +164,7 @@ def params_file(package_dir: Path = PACKAGE_DIR) -> Optional[Path]:
 
 
 def node_command(options: ModelOptions, given: List[str], camera: str, input_reliability: str) -> List[str]:
-    from ..bag.node_process import ros_node_command
+    from ..harness.node_process import ros_node_command
 
     found = params_file()
     if found is None:
@@ -191,7 +199,7 @@ class DemoSession:
 
         from cityscapes_seg_ros.msg import ClassStatistics
 
-        from ..bag.ros import reliable_qos
+        from ..harness.ros import reliable_qos
         from ..ros_contract.topics import output_topic
 
         self.node, self.camera = node, camera
@@ -295,9 +303,9 @@ def node_failure(log_tail: str) -> str:
 def run_session(options: ModelOptions, given: List[str], args: argparse.Namespace,
                 frames: List[Tuple[str, np.ndarray]]) -> List[Tuple[str, Received]]:  # fmt: skip
     """Start the node, feed it (or let the camera feed it), collect every frame; the node is always stopped."""
-    from ..bag.interrupts import interrupts_deferred, terminate_as_interrupt
-    from ..bag.node_process import NodeProcess
-    from ..bag.ros import publisher_is_reliable, ros_node, wait_until
+    from ..harness.interrupts import interrupts_deferred, terminate_as_interrupt
+    from ..harness.node_process import NodeProcess
+    from ..harness.ros import publisher_is_reliable, ros_node, wait_until
 
     camera = args.camera or DEMO_CAMERA
     process = None
@@ -402,7 +410,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if not args.timeout > 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
     options = ensure_weights(options)
-    from ..bag.ros import require_rclpy
+    from ..harness.ros import require_rclpy
 
     require_rclpy()
     try:

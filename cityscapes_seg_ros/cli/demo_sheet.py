@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .labels import NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
+from ..labels import NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
 
 TILE_WIDTH = 384
 GAP = 4

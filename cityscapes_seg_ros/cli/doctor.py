@@ -245,8 +245,8 @@ def model_label(name: str) -> str:
 
 
 def check_hub_cache() -> List[Check]:
-    from ..hub_cache import cached_checkpoint, download_command
     from ..models import MODEL_REGISTRY
+    from ..segmenter import cached_checkpoint, download_command
 
     checks = []
     for name, cfg in MODEL_REGISTRY.items():
@@ -268,7 +268,7 @@ def check_hub_cache() -> List[Check]:
 def check_speed(budget_sec: float = 3.0) -> List[Check]:
     try:
         import_module("torch")
-        from ..speed_estimate import estimate_speed
+        from ..segmenter import estimate_speed
 
         estimate = estimate_speed(budget_sec=budget_sec)
     except Exception as exc:  # noqa: BLE001 - no torch, out of memory, ...: the estimate is only advice

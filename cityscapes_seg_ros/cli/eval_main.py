@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ..model_options import ModelOptions, add_model_arguments, build_predictor
+from ..segmenter import ModelOptions, add_model_arguments, build_predictor
 from .common import configure_logging, positive_int, run_command
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Tuple
 
-from ..model_options import ModelOptions, given_options, load_segmentor
+from ..segmenter import ModelOptions, given_options, load_segmentor
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def add_export_parser(sub) -> None:
-    from ..model_options import add_model_arguments
+    from ..segmenter import add_model_arguments
     from .common import positive_int
 
     export = sub.add_parser(

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import List, Optional
 
-from ..model_options import add_model_arguments
+from ..segmenter import add_model_arguments
 from .common import configure_logging, run_command
 from .demo import add_demo_parser
 from .doctor import add_doctor_parser

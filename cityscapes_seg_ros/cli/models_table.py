@@ -6,8 +6,8 @@ from typing import Dict, List
 
 import torch
 
-from ..builder import count_parameters
 from ..models import MODEL_REGISTRY, EncoderDecoder, SegmentorConfig, UPerHeadConfig
+from ..segmenter import count_parameters
 
 
 def model_rows() -> List[Dict]:

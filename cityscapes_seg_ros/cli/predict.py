@@ -13,11 +13,11 @@ from tqdm import tqdm
 
 from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_png
 from ..labels import train_ids_to_label_ids
-from ..model_options import ModelOptions, build_predictor
+from ..segmenter import ModelOptions, build_predictor
 from ..visualize import colorize, overlay
 
 if TYPE_CHECKING:
-    from ..inference import Prediction
+    from ..segmenter import Prediction
 
 log = logging.getLogger(__name__)
 

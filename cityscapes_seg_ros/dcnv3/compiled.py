@@ -18,9 +18,9 @@ from types import ModuleType
 
 import torch
 
+from ..ops.op_records import DEFAULT_CUDA_ARCHS, OPS
 from . import compiled
-from .dcnv3_args import DCNv3Geometry, check_dcnv3_args, check_dcnv3_result_tensor
-from .op_records import DEFAULT_CUDA_ARCHS, OPS
+from .geometry import DCNv3Geometry, check_dcnv3_args, check_dcnv3_result_tensor
 
 __all__ = [
     "DEVICE_TYPES",

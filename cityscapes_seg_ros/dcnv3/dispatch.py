@@ -17,10 +17,10 @@ import threading
 
 import torch
 
-from .dcnv3_args import DCNv3Geometry, check_dcnv3_tensor_types
-from .dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
-from .dcnv3_library import dcnv3_op
-from .dcnv3_torch import dcnv3_core_torch_unchecked
+from .compiled import dcnv3_op_error, load_dcnv3_op
+from .geometry import DCNv3Geometry, check_dcnv3_tensor_types
+from .library import dcnv3_op
+from .reference import dcnv3_core_torch_unchecked
 
 __all__ = ["BACKENDS", "BACKEND_ENV", "dcnv3", "resolve_backend"]
 

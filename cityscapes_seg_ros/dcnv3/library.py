@@ -23,9 +23,9 @@ from typing import Any, Iterator
 import torch
 from torch._C import DispatchKey
 
-from .dcnv3_args import DCNv3Geometry
-from .dcnv3_compiled import load_dcnv3_op
-from .dcnv3_torch import dcnv3_core_torch_unchecked
+from .compiled import load_dcnv3_op
+from .geometry import DCNv3Geometry
+from .reference import dcnv3_core_torch_unchecked
 
 __all__ = ["BACKWARD_OP_NAME", "OP_NAME", "dcnv3_backward_op", "dcnv3_op"]
 

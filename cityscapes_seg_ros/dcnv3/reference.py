@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .dcnv3_args import DCNv3Geometry
+from .geometry import DCNv3Geometry
 
 __all__ = ["dcnv3_core_torch", "dcnv3_core_torch_unchecked"]
 

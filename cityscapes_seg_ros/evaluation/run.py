@@ -18,10 +18,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
-from ..devices import wants_cuda
 from ..image_io import read_bgr, write_atomic, write_png
 from ..labels import label_ids_to_train_ids, train_ids_to_label_ids
-from ..model_options import NO_CHECKPOINT, RANDOM_WEIGHTS_NOTE
+from ..segmenter import NO_CHECKPOINT, RANDOM_WEIGHTS_NOTE, wants_cuda
 from ..visualize import colorize
 from . import distributed
 from .dataset import Sample, find_ground_truth, find_samples, listing, match_predictions

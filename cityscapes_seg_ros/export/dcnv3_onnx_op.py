@@ -85,7 +85,7 @@ def dcnv3_translation_table() -> Dict[Callable, Callable]:
 def _run_dcnv3_on_cpu(input: np.ndarray, offset: np.ndarray, mask: np.ndarray, **attributes: Any) -> np.ndarray:
     import torch
 
-    from ..ops.dcnv3_library import dcnv3_op
+    from ..dcnv3.library import dcnv3_op
 
     geometry = [int(attributes[name]) for name in DCNV3_INT_ATTRIBUTES[:-1]] + [float(attributes["offset_scale"])]
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (input, offset, mask)]

@@ -35,9 +35,9 @@ from typing import Any, Iterator, Optional, Tuple
 import torch
 from torch import nn
 
-from ..inference import MEAN_RGB, STD_RGB
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from ..models.layers import resize_bilinear
+from ..segmenter import MEAN_RGB, STD_RGB
 from .dcnv3_gridsample import gridsample_dcnv3, swapped_dcnv3_core
 from .sidecar import sidecar_contents, sidecar_path, write_sidecar
 
@@ -197,7 +197,7 @@ def _traced_onnx(graph: ExportGraph, settings: ExportSettings) -> Any:
             stack.enter_context(gridsample_dcnv3(graph))
             table = None
         else:
-            from ..ops.dcnv3_library import dcnv3_op
+            from ..dcnv3.library import dcnv3_op
 
             # The operator itself, whatever backend the model was built with or the environment forces.
             stack.enter_context(swapped_dcnv3_core(graph, lambda v, o, m, geometry: dcnv3_op(v, o, m, *geometry)))

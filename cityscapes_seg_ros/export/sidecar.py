@@ -8,8 +8,8 @@ from typing import Any, Dict, List
 
 import yaml
 
-from ..inference import MEAN_RGB, STD_RGB
 from ..labels import IGNORE_TRAIN_ID, TRAIN_CLASS_NAMES, TRAIN_ID_PALETTE, TRAIN_LABELS
+from ..segmenter import MEAN_RGB, STD_RGB
 
 __all__ = ["SIDECAR_FORMAT", "isaac_ros_palette", "read_sidecar", "sidecar_path", "write_sidecar"]
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .bagio import BagError
+from .ros import HarnessError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class NodeProcess:
     def check_alive(self) -> None:
         code = self.process.poll()
         if code is not None:
-            raise BagError(f"the node exited with status {code} before the evaluation finished; "
+            raise HarnessError(f"the node exited with status {code} before the evaluation finished; "
                            f"its log {self.log_path} ends with:\n{self.log_tail()}")  # fmt: skip
 
     def log_tail(self, lines: int = 20) -> str:

@@ -1,21 +1,27 @@
-"""The rclpy side of the bag tools: a private context, message classes by type name, QoS."""
+"""The rclpy side of driving a node: a private context, QoS, waiting, header stamps; failures as HarnessError."""
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Tuple
 
-from .bagio import BagError
+
+class HarnessError(RuntimeError):
+    """The node process or the rclpy side around it failed, with the reason in words."""
+
+
+def stamp_to_ns(stamp) -> int:
+    """A builtin_interfaces/Time (rosbags or rclpy object) -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def require_rclpy() -> None:
     try:
         import rclpy  # noqa: F401
     except ImportError as exc:
-        raise BagError(
+        raise HarnessError(
             f"rclpy is not importable ({exc}); install the ROS 2 wheels: "
             "pip install ros-rclpy ros-rmw-fastrtps-cpp ros-sensor-msgs ros-std-msgs ros-rosgraph-msgs"
         ) from None
@@ -61,21 +67,6 @@ def spin_until(executor, stop: threading.Event, period_sec: float = 0.05) -> Non
     """Run callbacks until ``stop`` is set, looking at it every ``period_sec``."""
     while not stop.is_set() and executor.context.ok():
         executor.spin_once(timeout_sec=period_sec)
-
-
-def message_class(msgtype: str) -> type:
-    """'sensor_msgs/msg/Image' -> the rclpy message class ``sensor_msgs.msg.Image``."""
-    parts = msgtype.split("/")
-    if len(parts) != 3 or parts[1] != "msg":
-        raise BagError(f"unsupported message type name {msgtype!r} (expected package/msg/Name)")
-    package, _, name = parts
-    try:
-        return getattr(importlib.import_module(f"{package}.msg"), name)
-    except (ImportError, AttributeError):
-        wheel = "ros-" + package.replace("_", "-")
-        raise BagError(
-            f"message type {msgtype} is not importable in Python; install its package (pip install {wheel})"
-        ) from None
 
 
 def reliable_qos(depth: int = 10, reliable: bool = True):

@@ -21,7 +21,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from rclpy.logging import get_logger
     from rclpy.utilities import remove_ros_args
 
-    from ..checkpoint import CheckpointError
+    from ..segmenter import CheckpointError
     from .node import NODE_NAME, SegmentationNode
     from .params import ParameterError
 

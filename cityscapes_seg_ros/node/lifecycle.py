@@ -13,7 +13,7 @@ from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..checkpoint import CheckpointError
+from ..segmenter import CheckpointError
 from .node import NODE_NAME, PredictorLoader, SegmentationCore, load_predictor
 
 

@@ -39,7 +39,6 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..model_options import build_predictor
 from ..msg import ClassStat as ClassStatMsg
 from ..msg import ClassStatistics
 from ..ros_contract.image_codec import BadImageError, image_msg_to_bgr, to_image_msg
@@ -53,6 +52,7 @@ from ..ros_contract.topics import (
     output_topic,
     segmentation_namespace,
 )
+from ..segmenter import build_predictor
 from .label_info import LABEL_INFO_QOS, LabelInfo, label_info_message
 from .params import SPECS, NodeSettings, ParameterError, declare_parameters, problem
 from .pipeline import DevicePredictor, FrameProcessor, FrameResult, batch_groups
@@ -69,7 +69,7 @@ def load_predictor(settings: NodeSettings) -> DevicePredictor:
 def dcnv3_backend_name(device_type: str, requested: str) -> str:
     if requested == "torch":
         return "pytorch (requested)"
-    from ..ops.dcnv3_compiled import dcnv3_op_error, load_dcnv3_op
+    from ..dcnv3.compiled import dcnv3_op_error, load_dcnv3_op
 
     if load_dcnv3_op(device_type) is not None:
         return f"compiled ({device_type})"

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..devices import device_problem
 from ..labels import TRAIN_CLASS_NAMES
-from ..model_options import (
+from ..ros_contract.topics import CONFIDENCE_ENCODINGS, INPUT_TRANSPORTS, OUTPUT_KINDS
+from ..segmenter import (
     DCNV3_BACKENDS,
     DEFAULT_IMG_SCALE,
     DEFAULT_MODEL,
@@ -25,9 +25,9 @@ from ..model_options import (
     PRECISIONS,
     TTA_CHOICES,
     ModelOptions,
+    device_problem,
     model_problem,
 )
-from ..ros_contract.topics import CONFIDENCE_ENCODINGS, INPUT_TRANSPORTS, OUTPUT_KINDS
 
 ALL_CLASSES = "all"
 _TOPIC_NAME = re.compile(r"^[~/]?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")

@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..graph_forward import GraphForward
-from ..inference import MEAN_RGB, STD_RGB, Predictor, rescale_size
 from ..labels import IGNORE_TRAIN_ID, TRAIN_ID_PALETTE
 from ..ops.score_decode import decode_logits, tensor_label_histogram
-from ..precision import precision_scope
+from ..segmenter import MEAN_RGB, STD_RGB, Predictor, precision_scope, rescale_size
 from ..visualize import colorize, overlay
+from .graph_forward import GraphForward
 from .host_transfer import download, upload
 from .params import NodeSettings
 from .statistics import count_classes

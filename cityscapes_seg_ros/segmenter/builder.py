@@ -7,9 +7,9 @@ from typing import Mapping, Optional, Union
 
 import torch
 
+from ..models import EncoderDecoder, SegmentorConfig, config_from_mmseg, get_model_config
 from .checkpoint import PathLike, check_state_dict, read_state_dict, resolve_checkpoint
 from .devices import resolve_device
-from .models import EncoderDecoder, SegmentorConfig, config_from_mmseg, get_model_config
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models.segmentor import HubLocation
+from ..models.segmentor import HubLocation
 
 log = logging.getLogger(__name__)
 

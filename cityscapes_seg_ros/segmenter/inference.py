@@ -21,11 +21,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
+from ..models.layers import resize_bilinear
+from ..ops.score_decode import decode_logits, decode_scores
 from .choices import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
 from .devices import resolve_device
-from .labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
-from .models.layers import resize_bilinear
-from .ops.score_decode import decode_logits, decode_scores
 from .precision import DTYPES, check_precision, precision_scope
 
 MEAN_RGB = (123.675, 116.28, 103.53)

@@ -135,7 +135,7 @@ def is_config_file(model: str) -> bool:
 
 
 def model_names() -> List[str]:
-    from .models import list_models
+    from ..models import list_models
 
     return list_models()
 

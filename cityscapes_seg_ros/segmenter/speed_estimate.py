@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, Iterator, List, Tuple
 
 from .choices import DEFAULT_IMG_SCALE
-from .model_options import DEFAULT_MODEL
+from .options import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def estimate_speed(model: str = DEFAULT_MODEL, device: str = "auto", budget_sec:
     torch_device = resolve_device(device)
     size = CUDA_SIZE if torch_device.type == "cuda" else CPU_SIZE
     target = target_input_size()
-    builder_log = logging.getLogger("cityscapes_seg_ros.builder")
+    builder_log = logging.getLogger("cityscapes_seg_ros.segmenter.builder")
     level = builder_log.level
     builder_log.setLevel(logging.ERROR)  # "built with random weights" is the point here, not a warning
     try:
@@ -106,7 +106,7 @@ def network_flops(model: str, size: Tuple[int, int]) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .models import EncoderDecoder, get_model_config
+    from ..models import EncoderDecoder, get_model_config
 
     with torch.device("meta"):
         network = EncoderDecoder(get_model_config(model)).eval()
@@ -118,7 +118,7 @@ def network_flops(model: str, size: Tuple[int, int]) -> float:
 @contextmanager
 def timed_dcnv3(totals: List[float], synchronize) -> Iterator[None]:
     """Meanwhile every DCNv3 core call of the model adds its time to ``totals``."""
-    from .models import dcnv3 as dcnv3_module
+    from ..dcnv3 import module as dcnv3_module
 
     original = dcnv3_module.ops.dcnv3
 
