@@ -158,7 +158,7 @@ def test_environment_forces_the_pure_torch_core(monkeypatch):
 def test_auto_falls_back_to_torch_core_when_no_compiled_op(monkeypatch, caplog):
     monkeypatch.setattr(compiled, "_results", {"dcnv3_cpu": (None, "no compiler")})
     monkeypatch.setattr(dcnv3_dispatch, "_logged_choices", set())
-    with caplog.at_level("INFO", logger="cityscapes_seg_ros.ops"):
+    with caplog.at_level("INFO", logger="cityscapes_seg_ros.dcnv3"):
         assert ops.resolve_backend("cpu") == "torch"
         assert ops.resolve_backend("cpu") == "torch"
     choices = [r.getMessage() for r in caplog.records if "DCNv3 on cpu" in r.getMessage()]

@@ -18,8 +18,8 @@ from types import ModuleType
 
 import torch
 
+from ..ops import compiled
 from ..ops.op_records import DEFAULT_CUDA_ARCHS, OPS
-from . import compiled
 from .geometry import DCNv3Geometry, check_dcnv3_args, check_dcnv3_result_tensor
 
 __all__ = [
@@ -95,21 +95,13 @@ def _op_for(device: torch.device) -> ModuleType:
     return module
 
 
-def _geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels,
-              offset_scale) -> tuple:  # fmt: skip
-    return (int(kernel_h), int(kernel_w), int(stride_h), int(stride_w), int(pad_h), int(pad_w),
-            int(dilation_h), int(dilation_w), int(group), int(group_channels), float(offset_scale))  # fmt: skip
-
-
 def dcnv3_forward(
-    input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
-    group, group_channels, offset_scale, out=None,
-) -> torch.Tensor:  # fmt: skip
+    input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, *geometry: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Forward of the compiled op, no autograd; ``out`` (optional, contiguous, the input's dtype) receives the
     result. Same arguments as ``dcnv3_compiled``."""
-    args = _geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                     group_channels, offset_scale)  # fmt: skip
-    ho, wo = check_dcnv3_args(input, offset, mask, *args[:-1])
+    args = DCNv3Geometry.of(geometry)
+    ho, wo = check_dcnv3_args(input, offset, mask, args)
     if out is not None:
         check_dcnv3_result_tensor("out", out, input, ho, wo)
     module = _op_for(input.device)
@@ -118,13 +110,13 @@ def dcnv3_forward(
 
 
 def dcnv3_backward(
-    input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
-    group, group_channels, offset_scale, grad_output,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """grad_input, grad_offset, grad_mask of the compiled op for ``grad_output`` (no autograd)."""
-    args = _geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                     group_channels, offset_scale)  # fmt: skip
-    ho, wo = check_dcnv3_args(input, offset, mask, *args[:-1])
+    input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, *geometry_and_grad_output: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """grad_input, grad_offset, grad_mask of the compiled op for ``grad_output`` (no autograd): the arguments of
+    ``dcnv3_compiled``, then ``grad_output``."""
+    *geometry, grad_output = geometry_and_grad_output
+    args = DCNv3Geometry.of(geometry)
+    ho, wo = check_dcnv3_args(input, offset, mask, args)
     check_dcnv3_result_tensor("grad_output", grad_output, input, ho, wo)
     return _backward(_op_for(input.device), input, offset.to(input.dtype), mask.to(input.dtype), args, grad_output)
 
@@ -152,22 +144,7 @@ class _DCNv3Function(torch.autograd.Function):
         return (None, gi, go, gm) + (None,) * len(ctx.args)
 
 
-def dcnv3_compiled(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-    offset_scale: float,
-) -> torch.Tensor:
+def dcnv3_compiled(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, *geometry: float) -> torch.Tensor:
     """The DCNv3 core on the compiled op of ``input.device`` (CPU or CUDA), with autograd.
 
     Same signature and semantics as the official ``dcnv3_core_pytorch``: input [N, H, W, G*Cg], offset
@@ -175,8 +152,7 @@ def dcnv3_compiled(
     bf16 (accumulated in fp32) and fp64. Offset and mask are cast to the input's dtype; non-contiguous
     tensors are made contiguous. Raises ValueError for bad shapes, RuntimeError when the op is unavailable.
     """
-    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                             group_channels, offset_scale)  # fmt: skip
+    geometry = DCNv3Geometry.of(geometry)
     geometry.checked(input, offset, mask)
     return dcnv3_compiled_unchecked(input, offset, mask, geometry)
 
@@ -188,7 +164,7 @@ def dcnv3_compiled_unchecked(
     module = _op_for(input.device)
     offset = offset.to(input.dtype)
     mask = mask.to(input.dtype)
-    args = _geometry(*geometry)
+    args = DCNv3Geometry.of(geometry)
     if torch.is_grad_enabled() and (input.requires_grad or offset.requires_grad or mask.requires_grad):
         return _DCNv3Function.apply(module, input, offset, mask, *args)
     return module.forward(input.contiguous(), offset.contiguous(), mask.contiguous(), *args, None)

@@ -78,31 +78,17 @@ def _log_choice_once(device_type: str, chosen: str) -> None:
 
 
 def dcnv3(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-    offset_scale: float,
-    backend: str = "auto",
+    input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, *geometry: float, backend: str = "auto"
 ) -> torch.Tensor:
     """The DCNv3 core with the layouts and meaning of the official ``dcnv3_core_pytorch``.
 
     input [N, H, W, group*group_channels] (channels-last), offset [N, Ho, Wo, group*K*2], mask
     [N, Ho, Wo, group*K] -> [N, Ho, Wo, group*group_channels] in the input's dtype (fp32, fp16 or bf16,
-    accumulated in fp32; fp64 too). ``backend``: "auto", "cuda", "cpu" or "torch". Differentiable.
+    accumulated in fp32; fp64 too). ``geometry``: the official arguments kernel_h, kernel_w, stride_h, stride_w,
+    pad_h, pad_w, dilation_h, dilation_w, group, group_channels, offset_scale, or a ``DCNv3Geometry``. ``backend``: "auto", "cuda", "cpu" or "torch". Differentiable.
     Every backend but "torch" is the one operator ``torch.ops.cityscapes_seg.dcnv3``.
     """
-    geometry = DCNv3Geometry(int(kernel_h), int(kernel_w), int(stride_h), int(stride_w), int(pad_h), int(pad_w),
-                             int(dilation_h), int(dilation_w), int(group), int(group_channels), float(offset_scale))  # fmt: skip
+    geometry = DCNv3Geometry.of(geometry)
     if _requested_backend(backend) == "torch":
         geometry.checked(input, offset, mask)
         return dcnv3_core_torch_unchecked(input, offset, mask, geometry)

@@ -1,10 +1,12 @@
-"""The argument check of the DCNv3 core, made once per call at the Python entry (``ops.dcnv3``,
-``dcnv3_core_torch``, ``dcnv3_compiled``, ``dcnv3_forward``/``dcnv3_backward``); the cores behind it, the
-compiled kernels included, trust it."""
+"""The geometry record of the DCNv3 core and its argument check, made once per call at the Python entry
+(``ops.dcnv3``, ``dcnv3_core_torch``, ``dcnv3_compiled``, ``dcnv3_forward``/``dcnv3_backward``); the cores behind
+it, the compiled kernels included, trust it. The official flat argument list (kernel_h ... offset_scale) is
+written out once, at the ``torch.library`` boundary (``library.py``); every other entry takes it as ``*geometry``
+and turns it into the record at once (``DCNv3Geometry.of``)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -35,28 +37,28 @@ class DCNv3Geometry(NamedTuple):
     group_channels: int
     offset_scale: float
 
+    @classmethod
+    def of(cls, values: Sequence) -> DCNv3Geometry:
+        """The record from the official flat arguments (kernel_h, ..., offset_scale), or the record itself."""
+        if len(values) == 1 and isinstance(values[0], DCNv3Geometry):
+            return values[0]
+        if len(values) != len(cls._fields):
+            raise TypeError(f"dcnv3: expected the {len(cls._fields)} arguments {', '.join(cls._fields)} after the "
+                            f"tensors, got {len(values)}")  # fmt: skip
+        *whole, offset_scale = values
+        return cls(*(int(value) for value in whole), float(offset_scale))
+
     def checked(self, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> tuple[int, int]:
         """``check_dcnv3_args`` for these tensors; returns the output size (Ho, Wo)."""
-        return check_dcnv3_args(input, offset, mask, *self[:-1])
+        return check_dcnv3_args(input, offset, mask, self)
 
 
 def check_dcnv3_args(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
+    input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, geometry: DCNv3Geometry
 ) -> tuple[int, int]:
     """Validate types, layouts, sizes, dtypes and devices; returns the output size (Ho, Wo). Raises TypeError
     for a non-tensor, ValueError naming the problem otherwise."""
+    kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels, _ = geometry
     check_dcnv3_tensor_types(input, offset, mask)
     for name, t in (("input", input), ("offset", offset), ("mask", mask)):
         if t.dim() != 4:

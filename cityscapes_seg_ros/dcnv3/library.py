@@ -63,11 +63,8 @@ def dcnv3_op(
 
 
 @dcnv3_op.register_fake
-def _dcnv3_fake(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
-                group, group_channels, offset_scale) -> torch.Tensor:  # fmt: skip
-    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                             group_channels, offset_scale)  # fmt: skip
-    ho, wo = geometry.checked(input, offset, mask)
+def _dcnv3_fake(input, offset, mask, *geometry) -> torch.Tensor:
+    ho, wo = DCNv3Geometry.of(geometry).checked(input, offset, mask)
     return input.new_empty((input.shape[0], ho, wo, input.shape[3]))
 
 
@@ -129,8 +126,7 @@ def _autograd_dispatch_enabled() -> Iterator[None]:
 
 
 @dcnv3_backward_op.register_fake
-def _dcnv3_backward_fake(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
-                         dilation_w, group, group_channels, offset_scale, grad_output):  # fmt: skip
+def _dcnv3_backward_fake(input, offset, mask, *geometry_and_grad_output):
     return torch.empty_like(input), torch.empty_like(offset), torch.empty_like(mask)
 
 

@@ -63,25 +63,10 @@ def _corner_weights(mask: torch.Tensor, frac_x: torch.Tensor, frac_y: torch.Tens
     return weights
 
 
-def dcnv3_core_torch(
-    input: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_h: int,
-    kernel_w: int,
-    stride_h: int,
-    stride_w: int,
-    pad_h: int,
-    pad_w: int,
-    dilation_h: int,
-    dilation_w: int,
-    group: int,
-    group_channels: int,
-    offset_scale: float,
-) -> torch.Tensor:
-    """DCNv3 core in PyTorch; see the module docstring for layouts and semantics."""
-    geometry = DCNv3Geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
-                             group_channels, offset_scale)  # fmt: skip
+def dcnv3_core_torch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, *geometry: float) -> torch.Tensor:
+    """DCNv3 core in PyTorch; see the module docstring for layouts and semantics. ``geometry``: the official
+    arguments kernel_h ... offset_scale, or a ``DCNv3Geometry``."""
+    geometry = DCNv3Geometry.of(geometry)
     geometry.checked(input, offset, mask)
     return dcnv3_core_torch_unchecked(input, offset, mask, geometry)
 

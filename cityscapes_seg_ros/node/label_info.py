@@ -26,10 +26,6 @@ LABEL_INFO_QOS = QoSProfile(
 )  # fmt: skip
 
 
-def label_info_available() -> bool:
-    return LabelInfo is not None
-
-
 def label_info_message(stamp: Any, frame_id: str = "") -> Optional[Any]:
     """The class map: train ids 0..18 with their Cityscapes names and 255 "unlabeled"; None without vision_msgs.
 

@@ -18,7 +18,7 @@ from ..labels import TRAIN_CLASS_NAMES
 from ..ros_contract.topics import CONFIDENCE_ENCODINGS, INPUT_TRANSPORTS, OUTPUT_KINDS
 from ..segmenter import (
     DCNV3_BACKENDS,
-    DEFAULT_IMG_SCALE,
+    DEFAULT_INFERENCE_SIZE,
     DEFAULT_MODEL,
     HUB_CHECKPOINT,
     MODES,
@@ -114,7 +114,7 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec("precision", "fp32", "inference precision (autocast)", choices=PRECISIONS),
     ParameterSpec("dcnv3_backend", "auto", "DCNv3 core: auto (compiled op when available) or torch",
                   choices=DCNV3_BACKENDS),
-    ParameterSpec("inference_size", list(DEFAULT_IMG_SCALE),
+    ParameterSpec("inference_size", list(DEFAULT_INFERENCE_SIZE),
                   "[long edge, short edge] bound of the keep-ratio resize before the network (the official 2048x1024)",
                   value_range=(32, 8192), runtime=True, check=_check_size),
     ParameterSpec("resize", "keep_ratio",

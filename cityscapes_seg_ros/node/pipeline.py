@@ -48,12 +48,26 @@ class FrameResult:
     timings_ms: Dict[str, float] = field(default_factory=dict)  # preprocess, inference, postprocess
 
 
-class DevicePredictor(Predictor):
-    """A ``Predictor`` whose preprocessing runs on the device when that is a GPU, timing it; on CUDA its
-    whole-image forward is replayed from CUDA graphs (``graph_forward``) unless ``graph_forward.enabled`` is off."""
+@dataclass
+class Frame:
+    """One camera frame from its preparation to its post-processing: handed along, never kept by the predictor."""
 
-    preprocess_s = 0.0
-    _device_image: Optional[torch.Tensor] = None  # uint8 [1, 3, H, W] BGR of the current frame, on the GPU
+    image_bgr: np.ndarray  # uint8 [H, W, 3]
+    inference_size: Tuple[int, int]  # (long edge, short edge) bound of the keep-ratio resize for this frame
+    device_image: Optional[torch.Tensor] = None  # uint8 [1, 3, H, W] BGR on the GPU, uploaded once (GPU only)
+    preprocess_s: float = 0.0  # time spent preparing the network inputs (all augmentations)
+
+    def uploaded(self, device: torch.device) -> torch.Tensor:
+        """The frame as uint8 [1, 3, H, W] BGR on ``device`` (uploaded at the first call)."""
+        if self.device_image is None:
+            self.device_image = upload(self.image_bgr, device).permute(2, 0, 1)[None]
+        return self.device_image
+
+
+class DevicePredictor(Predictor):
+    """A ``Predictor`` whose preprocessing runs on the device when that is a GPU, timing it into the ``Frame``; on
+    CUDA its whole-image forward is replayed from CUDA graphs (``graph_forward``) unless ``graph_forward.enabled``
+    is off."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -69,17 +83,26 @@ class DevicePredictor(Predictor):
         return precision_scope(self.precision, self.device, autocast_cache=not self.graph_forward.enabled)
 
     def prepare(self, image_bgr: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
+        return self.prepare_frame(Frame(image_bgr, scale), scale, flip)
+
+    def prepare_frame(self, frame: Frame, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
+        """The network input of one augmentation of ``frame``; its time is added to ``frame.preprocess_s``."""
         start = time.perf_counter()
         if self.device.type == "cpu":
-            x = super().prepare(image_bgr, scale, flip)
+            x = super().prepare(frame.image_bgr, scale, flip)
         else:
-            x = self._prepare_on_device(image_bgr, scale, flip)
+            x = self._prepare_on_device(frame, scale, flip)
             torch.cuda.synchronize(self.device)
-        self.preprocess_s += time.perf_counter() - start
+        frame.preprocess_s += time.perf_counter() - start
         return x
 
-    def _prepare_on_device(self, image_bgr: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
-        image = self.device_image(image_bgr)
+    def decide_frame(self, frame: Frame) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``decide`` for ``frame`` at its inference size, its inputs made by ``prepare_frame``."""
+        self.img_scale = frame.inference_size
+        return self.decide(frame.image_bgr, prepare=lambda _image, scale, flip: self.prepare_frame(frame, scale, flip))
+
+    def _prepare_on_device(self, frame: Frame, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
+        image = frame.uploaded(self.device)
         height, width = image.shape[-2:]
         new_w, new_h = rescale_size(width, height, scale)
         x = image.flip(1).float()  # BGR -> RGB
@@ -91,25 +114,6 @@ class DevicePredictor(Predictor):
         std = torch.tensor(STD_RGB, device=self.device).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
 
-    def device_image(self, image_bgr: np.ndarray) -> torch.Tensor:
-        """The frame as uint8 [1, 3, H, W] BGR on the device (uploaded once per frame)."""
-        if self._device_image is None:
-            self._device_image = upload(image_bgr, self.device).permute(2, 0, 1)[None]
-        return self._device_image
-
-    @property
-    def uploaded_image(self) -> Optional[torch.Tensor]:
-        """The current frame's upload (GPU), None before ``prepare`` and on the CPU."""
-        return self._device_image
-
-    def use_device_image(self, device_image: Optional[torch.Tensor]) -> None:
-        """Make ``device_image`` (a frame's ``uploaded_image`` kept from its ``prepare``) the current frame's again."""
-        self._device_image = device_image
-
-    def new_frame(self) -> None:
-        self.preprocess_s = 0.0
-        self._device_image = None
-
 
 class FrameProcessor:
     """Runs ``DevicePredictor`` on a BGR frame and makes the outputs that ``wanted`` names."""
@@ -118,11 +122,15 @@ class FrameProcessor:
         self.predictor = predictor
         self.device = predictor.device
         self._palette = torch.from_numpy(TRAIN_ID_PALETTE.copy()).to(self.device)
+        self._applied: Optional[NodeSettings] = None
 
     def apply_settings(self, settings: NodeSettings) -> None:
+        """The predictor's mode, TTA and CUDA graphs as ``settings`` say; nothing to do while they stay the same."""
+        if settings == self._applied:
+            return
+        self._applied = settings
         self.predictor.mode = settings.mode
         self.predictor.tta = settings.tta
-        self.predictor.img_scale = tuple(settings.inference_size)
         graphs = self.predictor.graph_forward
         # Multi-scale TTA runs six input sizes a frame: eager, rather than six graphs held.
         wanted = settings.cuda_graphs and self.device.type == "cuda" and settings.tta in ("none", "flip")
@@ -133,16 +141,14 @@ class FrameProcessor:
 
     def process(self, image_bgr: np.ndarray, settings: NodeSettings, wanted: Collection[str]) -> FrameResult:
         """``wanted``: which of color, overlay, confidence to make (labels and statistics always)."""
-        predictor = self.predictor
-        self._prepare_settings(settings, image_bgr.shape)
-        predictor.new_frame()
+        self.apply_settings(settings)
+        frame = self._frame(image_bgr, settings)
         start = time.perf_counter()
-        train_ids, confidence = predictor.decide(image_bgr)  # [H, W] on the device
+        train_ids, confidence = self.predictor.decide_frame(frame)  # [H, W] on the device
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        inference_s = time.perf_counter() - start - predictor.preprocess_s
-        return self._postprocess(image_bgr, train_ids, confidence, settings, wanted,
-                                 predictor.preprocess_s * 1e3, inference_s * 1e3)  # fmt: skip
+        inference_ms = (time.perf_counter() - start - frame.preprocess_s) * 1e3
+        return self._postprocess(frame, train_ids, confidence, settings, wanted, inference_ms)
 
     def process_batch(
         self, images: Sequence[np.ndarray], settings: NodeSettings, wanted: Sequence[Collection[str]]
@@ -159,49 +165,44 @@ class FrameProcessor:
             return [self.process(image, settings, outputs) for image, outputs in zip(images, wanted)]
         if len({image.shape for image in images}) != 1:
             raise ValueError(f"a batch takes frames of one size, got {sorted({image.shape for image in images})}")
-        predictor = self.predictor
-        self._prepare_settings(settings, images[0].shape)
+        self.apply_settings(settings)
+        frames = [self._frame(image, settings) for image in images]
         height, width = images[0].shape[:2]
         start = time.perf_counter()
-        inputs, uploads, preprocess_ms = [], [], []
-        for image in images:
-            predictor.new_frame()
-            inputs.append(predictor.prepare(image, predictor.img_scale, False))
-            uploads.append(predictor.uploaded_image)
-            preprocess_ms.append(predictor.preprocess_s * 1e3)
-        logits = predictor.decision_logits(torch.cat(inputs), (height, width))  # [N, C, h, w]
+        inputs = [self.predictor.prepare_frame(frame, frame.inference_size, False) for frame in frames]
+        logits = self.predictor.decision_logits(torch.cat(inputs), (height, width))  # [N, C, h, w]
         with torch.inference_mode():
             decisions = [decode_logits(frame_logits.contiguous(), (height, width)) for frame_logits in logits]
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        inference_ms = (time.perf_counter() - start) * 1e3 - sum(preprocess_ms)
-        results = []
-        for image, outputs, (train_ids, confidence), upload_, pre_ms in zip(
-            images, wanted, decisions, uploads, preprocess_ms
-        ):
-            predictor.use_device_image(upload_)
-            results.append(self._postprocess(image, train_ids, confidence, settings, outputs, pre_ms, inference_ms))
-        return results
+        inference_ms = (time.perf_counter() - start - sum(frame.preprocess_s for frame in frames)) * 1e3
+        return [
+            self._postprocess(frame, train_ids, confidence, settings, outputs, inference_ms)
+            for frame, outputs, (train_ids, confidence) in zip(frames, wanted, decisions)
+        ]
 
-    def _prepare_settings(self, settings: NodeSettings, image_shape: Tuple[int, ...]) -> None:
-        """Apply ``settings``; with ``resize`` none the network takes the frame at its own size."""
-        self.apply_settings(settings)
+    @staticmethod
+    def _frame(image_bgr: np.ndarray, settings: NodeSettings) -> Frame:
+        """The frame's record; with ``resize`` none the network takes the frame at its own size."""
         if settings.resize == "none":
-            height, width = image_shape[:2]
-            self.predictor.img_scale = (max(height, width), min(height, width))
+            height, width = image_bgr.shape[:2]
+            return Frame(image_bgr, (max(height, width), min(height, width)))
+        return Frame(image_bgr, tuple(settings.inference_size))
 
     def _postprocess(
-        self, image_bgr, train_ids, confidence, settings: NodeSettings, wanted, preprocess_ms, inference_ms
+        self, frame: Frame, train_ids, confidence, settings: NodeSettings, wanted, inference_ms: float
     ) -> FrameResult:
         """One frame's outputs from its decision (numpy on the CPU, torch on the device), with its timings."""
         start = time.perf_counter()
         subset = settings.class_subset
         if self.device.type == "cpu":
-            result = self._postprocess_numpy(image_bgr, train_ids.numpy(), confidence.numpy(), subset, settings, wanted)
+            result = self._postprocess_numpy(
+                frame.image_bgr, train_ids.numpy(), confidence.numpy(), subset, settings, wanted
+            )
         else:
-            result = self._postprocess_device(image_bgr, train_ids, confidence, subset, settings, wanted)
+            result = self._postprocess_device(frame, train_ids, confidence, subset, settings, wanted)
         result.timings_ms = {
-            "preprocess": preprocess_ms,
+            "preprocess": frame.preprocess_s * 1e3,
             "inference": inference_ms,
             "postprocess": (time.perf_counter() - start) * 1e3,
         }
@@ -223,7 +224,7 @@ class FrameProcessor:
             color = None
         return FrameResult(train_ids, confidence if "confidence" in wanted else None, color, blended, counts, sums)
 
-    def _postprocess_device(self, image_bgr, train_ids, confidence, subset, settings, wanted) -> FrameResult:
+    def _postprocess_device(self, frame: Frame, train_ids, confidence, subset, settings, wanted) -> FrameResult:
         if subset is not None:
             keep = torch.full((256,), IGNORE_TRAIN_ID, dtype=torch.uint8, device=self.device)
             index = torch.tensor(subset, device=self.device)
@@ -235,7 +236,7 @@ class FrameProcessor:
             color_t = self._palette[train_ids.long()]  # [H, W, 3] RGB
             color = color_t if "color" in wanted else None
             if "overlay" in wanted:
-                image_rgb = self.predictor.device_image(image_bgr)[0].flip(0).permute(1, 2, 0).float()
+                image_rgb = frame.uploaded(self.device)[0].flip(0).permute(1, 2, 0).float()
                 alpha = settings.overlay_alpha
                 mixed = (image_rgb * (1.0 - alpha) + color_t.float() * alpha + 0.5).floor().clamp(0, 255)
                 ignored = (train_ids == IGNORE_TRAIN_ID)[:, :, None]

@@ -12,7 +12,6 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLASS_STATISTICS_TYPE = "cityscapes_seg_ros/msg/ClassStatistics"
-LABEL_INFO_TYPE = "vision_msgs/msg/LabelInfo"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 
 SEGMENTATION_NAMESPACE = "segmentation"

@@ -19,7 +19,7 @@ _LAZY = {
     "read_state_dict": "checkpoint",
     "resolve_checkpoint": "checkpoint",
     "DCNV3_BACKENDS": "choices",
-    "DEFAULT_IMG_SCALE": "choices",
+    "DEFAULT_INFERENCE_SIZE": "choices",
     "MODES": "choices",
     "PRECISIONS": "choices",
     "TTA_CHOICES": "choices",

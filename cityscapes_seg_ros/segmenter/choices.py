@@ -4,4 +4,4 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16")  # tf32: fp32 with TF32 tensor cor
 MODES = ("whole", "slide")
 TTA_CHOICES = ("none", "flip", "ms", "ms-flip")
 DCNV3_BACKENDS = ("auto", "torch")
-DEFAULT_IMG_SCALE = (2048, 1024)  # (long edge, short edge) bound of the official keep-ratio resize
+DEFAULT_INFERENCE_SIZE = (2048, 1024)  # (long edge, short edge) bound of the official keep-ratio resize

@@ -13,7 +13,7 @@ Precisions: ``precision.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ContextManager, List, Optional, Sequence, Tuple, Union
+from typing import Callable, ContextManager, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -24,18 +24,15 @@ from torch.nn import functional as F
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES
 from ..models.layers import resize_bilinear
 from ..ops.score_decode import decode_logits, decode_scores
-from .choices import DEFAULT_IMG_SCALE, MODES, TTA_CHOICES
+from .choices import DEFAULT_INFERENCE_SIZE, MODES, TTA_CHOICES
 from .devices import resolve_device
-from .precision import DTYPES, check_precision, precision_scope
+from .precision import check_precision, precision_scope
 
 MEAN_RGB = (123.675, 116.28, 103.53)
 STD_RGB = (58.395, 57.12, 57.375)
-IMG_SCALE = DEFAULT_IMG_SCALE  # (long edge, short edge) bound of the keep-ratio resize
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the official multi-scale test ratios
 SLIDE_CROP = (512, 1024)  # (h, w), the training crop
 SLIDE_STRIDE = (341, 683)  # (h, w), two-thirds overlap as mmseg's Cityscapes slide configs
-
-PRECISIONS = DTYPES  # precision name -> storage dtype; keys: choices.PRECISIONS
 
 
 def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
@@ -64,7 +61,9 @@ def normalize_bgr(image_bgr: np.ndarray) -> np.ndarray:
     return out
 
 
-def preprocess(image_bgr: np.ndarray, scale: Tuple[int, int] = IMG_SCALE, flip: bool = False) -> torch.Tensor:
+def preprocess(
+    image_bgr: np.ndarray, scale: Tuple[int, int] = DEFAULT_INFERENCE_SIZE, flip: bool = False
+) -> torch.Tensor:
     """uint8 BGR [H, W, 3] -> normalized [1, 3, h, w] float32 at the test scale."""
     image = check_image(image_bgr)
     height, width = image.shape[:2]
@@ -106,6 +105,10 @@ class Prediction:
     confidence: np.ndarray  # float32 [H, W], probability of the predicted class
 
 
+# (image_bgr, inference size, flip) -> the network input on the device: ``Predictor.prepare`` or a caller's own
+Prepare = Callable[[np.ndarray, Tuple[int, int], bool], torch.Tensor]
+
+
 class Predictor:
     """Runs a segmentor on BGR images as the official test does, with the chosen mode and TTA."""
 
@@ -116,7 +119,7 @@ class Predictor:
         precision: str = "fp32",
         mode: str = "whole",
         tta: str = "none",
-        img_scale: Tuple[int, int] = IMG_SCALE,
+        img_scale: Tuple[int, int] = DEFAULT_INFERENCE_SIZE,
         ms_ratios: Sequence[float] = MS_RATIOS,
         crop_size: Tuple[int, int] = SLIDE_CROP,
         stride: Tuple[int, int] = SLIDE_STRIDE,
@@ -214,13 +217,15 @@ class Predictor:
         """The network input for one augmentation, on the device (subclasses may preprocess there)."""
         return preprocess(image_bgr, scale, flip).to(self.device)
 
-    def probabilities(self, image_bgr: np.ndarray) -> torch.Tensor:
-        """Softmax averaged over the augmentations, at the image's size: [1, C, H, W] on the device."""
+    def probabilities(self, image_bgr: np.ndarray, prepare: Optional[Prepare] = None) -> torch.Tensor:
+        """Softmax averaged over the augmentations, at the image's size: [1, C, H, W] on the device.
+        ``prepare``: what makes each augmentation's input (``self.prepare`` unless given)."""
         height, width = check_image(image_bgr).shape[:2]
+        prepare = prepare or self.prepare
         total: Optional[torch.Tensor] = None
         augmentations = self.augmentations()
         for scale, flip in augmentations:
-            x = self.prepare(image_bgr, scale, flip)
+            x = prepare(image_bgr, scale, flip)
             logits = resize_bilinear(self.encode_decode(x), (height, width))
             probs = F.softmax(logits, dim=1)
             if flip:
@@ -242,18 +247,19 @@ class Predictor:
         logits = resize_bilinear(self.encode_decode(self.prepare(image_bgr, scale, flip)), (height, width))
         return (logits.flip(dims=(3,)) if flip else logits), True
 
-    def decide(self, image_bgr: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+    def decide(self, image_bgr: np.ndarray, prepare: Optional[Prepare] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """uint8 BGR [H, W, 3] -> train ids uint8 [H, W] and confidence float32 [H, W], on the device.
 
         With one augmentation the low-resolution logits go to ``decode_logits`` (resize and decision in one
         pass, in fp32); a flipped input's result is flipped back. With TTA, the averaged probabilities.
+        ``prepare``: what makes each augmentation's input (``self.prepare`` unless given).
         """
         augmentations = self.augmentations()
         if len(augmentations) > 1:
-            return decode_scores(self.probabilities(image_bgr)[0], False)
+            return decode_scores(self.probabilities(image_bgr, prepare)[0], False)
         height, width = check_image(image_bgr).shape[:2]
         ((scale, flip),) = augmentations
-        logits = self.decision_logits(self.prepare(image_bgr, scale, flip), (height, width))
+        logits = self.decision_logits((prepare or self.prepare)(image_bgr, scale, flip), (height, width))
         with torch.inference_mode():
             train_ids, confidence = decode_logits(logits[0].contiguous(), (height, width))  # channels-last head
         if flip:

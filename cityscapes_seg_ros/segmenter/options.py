@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Un
 
 import yaml
 
-from .choices import DCNV3_BACKENDS, DEFAULT_IMG_SCALE, MODES, PRECISIONS, TTA_CHOICES
+from .choices import DCNV3_BACKENDS, DEFAULT_INFERENCE_SIZE, MODES, PRECISIONS, TTA_CHOICES
 from .devices import check_device
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ModelOptions:
     precision: str = "fp32"
     mode: str = "whole"
     tta: str = "none"
-    img_scale: Tuple[int, int] = DEFAULT_IMG_SCALE
+    img_scale: Tuple[int, int] = DEFAULT_INFERENCE_SIZE
     dcnv3_backend: str = "auto"
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterator, List, Tuple
 
-from .choices import DEFAULT_IMG_SCALE
+from .choices import DEFAULT_INFERENCE_SIZE
 from .options import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class SpeedEstimate:
         return {**asdict(self), "estimated_ms": self.estimated_ms, "estimated_fps": self.estimated_fps}
 
 
-def target_input_size(img_scale: Tuple[int, int] = DEFAULT_IMG_SCALE, frame: Tuple[int, int] = (1024, 2048)):
+def target_input_size(img_scale: Tuple[int, int] = DEFAULT_INFERENCE_SIZE, frame: Tuple[int, int] = (1024, 2048)):
     """(h, w) the network sees for a ``frame`` (h, w) under the keep-ratio resize into ``img_scale``."""
     long_edge, short_edge = max(img_scale), min(img_scale)
     scale = min(long_edge / max(frame), short_edge / min(frame))

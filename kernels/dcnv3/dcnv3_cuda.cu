@@ -353,6 +353,9 @@ void forward_with(const Geometry& s, const scalar_t* in, const scalar_t* off, co
         if (kernel != kBaseline && launch_forward_gather<scalar_t, CH>(s, in, off, msk, out, smem, tile, stream))
             return;
     }
+    if (kernel != kBaseline)  // the requested kernel cannot take this call: say so once, then run the baseline
+        TORCH_WARN_ONCE("DCNv3 CUDA forward kernel '", kForwardKernelNames[kernel],
+                        "' cannot run this call (indexing, channel width or shared memory); the baseline kernel runs it");
     launch_forward<scalar_t, at::opmath_type<scalar_t>, CH>(s, in, off, msk, out, stream);
 }
 
