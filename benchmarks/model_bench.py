@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Tuple
 
 import torch
 
-import cityscapes_seg_ros.dcnv3.module as dcnv3_module
+import cityscapes_seg_ros.models.dcnv3 as dcnv3_module
 from cityscapes_seg_ros import build_segmentor
 
 MODEL_NAMES = {

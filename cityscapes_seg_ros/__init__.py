@@ -20,23 +20,22 @@ _GENERATED_MESSAGES = os.path.join(sys.prefix, "lib", "cityscapes_seg_ros_msgs",
 if os.path.isdir(_GENERATED_MESSAGES) and _GENERATED_MESSAGES not in __path__:
     __path__.append(_GENERATED_MESSAGES)
 
-_LAZY = {
-    "build_segmentor": "segmenter",
-    "count_parameters": "segmenter",
-    "resolve_device": "segmenter",
-    "CheckpointError": "segmenter",
-    "read_state_dict": "segmenter",
-    "resolve_checkpoint": "segmenter",
-    "Prediction": "segmenter",
-    "Predictor": "segmenter",
-    "preprocess": "segmenter",
-    "scores_to_train_ids": "segmenter",
-    "MODEL_REGISTRY": "models",
-    "EncoderDecoder": "models",
-    "SegmentorConfig": "models",
-    "get_model_config": "models",
-    "list_models": "models",
+_EXPORTS = {  # module -> the names it hands on
+    "segmenter": (
+        "build_segmentor",
+        "count_parameters",
+        "resolve_device",
+        "CheckpointError",
+        "read_state_dict",
+        "resolve_checkpoint",
+        "Prediction",
+        "Predictor",
+        "preprocess",
+        "scores_to_train_ids",
+    ),
+    "models": ("MODEL_REGISTRY", "EncoderDecoder", "SegmentorConfig", "get_model_config", "list_models"),
 }
+_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = sorted(_LAZY)
 

@@ -15,8 +15,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from cityscapes_seg_ros import build_segmentor, ops
 from cityscapes_seg_ros.dcnv3.compiled import dcnv3_op_error, load_dcnv3_op
 from cityscapes_seg_ros.dcnv3.library import BACKWARD_OP_NAME, OP_NAME, dcnv3_backward_op, dcnv3_op
-from cityscapes_seg_ros.dcnv3.module import DCNv3
 from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch
+from cityscapes_seg_ros.models.dcnv3 import DCNv3
 from cityscapes_seg_ros.ops import compiled
 
 HAS_CUDA = torch.cuda.is_available()

@@ -152,9 +152,7 @@ def dcnv3_compiled(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor
     bf16 (accumulated in fp32) and fp64. Offset and mask are cast to the input's dtype; non-contiguous
     tensors are made contiguous. Raises ValueError for bad shapes, RuntimeError when the op is unavailable.
     """
-    geometry = DCNv3Geometry.of(geometry)
-    geometry.checked(input, offset, mask)
-    return dcnv3_compiled_unchecked(input, offset, mask, geometry)
+    return dcnv3_compiled_unchecked(input, offset, mask, DCNv3Geometry.checked_of(geometry, input, offset, mask))
 
 
 def dcnv3_compiled_unchecked(
@@ -164,7 +162,7 @@ def dcnv3_compiled_unchecked(
     module = _op_for(input.device)
     offset = offset.to(input.dtype)
     mask = mask.to(input.dtype)
-    args = DCNv3Geometry.of(geometry)
+    args = tuple(geometry)
     if torch.is_grad_enabled() and (input.requires_grad or offset.requires_grad or mask.requires_grad):
         return _DCNv3Function.apply(module, input, offset, mask, *args)
     return module.forward(input.contiguous(), offset.contiguous(), mask.contiguous(), *args, None)

@@ -48,6 +48,13 @@ class DCNv3Geometry(NamedTuple):
         *whole, offset_scale = values
         return cls(*(int(value) for value in whole), float(offset_scale))
 
+    @classmethod
+    def checked_of(cls, values: Sequence, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> DCNv3Geometry:
+        """``of(values)``, checked against the tensors (``check_dcnv3_args``)."""
+        geometry = cls.of(values)
+        geometry.checked(input, offset, mask)
+        return geometry
+
     def checked(self, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> tuple[int, int]:
         """``check_dcnv3_args`` for these tensors; returns the output size (Ho, Wo)."""
         return check_dcnv3_args(input, offset, mask, self)

@@ -66,9 +66,7 @@ def _corner_weights(mask: torch.Tensor, frac_x: torch.Tensor, frac_y: torch.Tens
 def dcnv3_core_torch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, *geometry: float) -> torch.Tensor:
     """DCNv3 core in PyTorch; see the module docstring for layouts and semantics. ``geometry``: the official
     arguments kernel_h ... offset_scale, or a ``DCNv3Geometry``."""
-    geometry = DCNv3Geometry.of(geometry)
-    geometry.checked(input, offset, mask)
-    return dcnv3_core_torch_unchecked(input, offset, mask, geometry)
+    return dcnv3_core_torch_unchecked(input, offset, mask, DCNv3Geometry.checked_of(geometry, input, offset, mask))
 
 
 def dcnv3_core_torch_unchecked(

@@ -76,7 +76,7 @@ def dcnv3_core_gridsample(
 def swapped_dcnv3_core(model: nn.Module, core: Callable[..., torch.Tensor]) -> Iterator[nn.Module]:
     """Within the block every DCNv3 module of ``model`` runs ``core(value, offset, mask, geometry)``; restored
     after (the module's own ``core`` method is shadowed per instance, so the class and other models are untouched)."""
-    from ..dcnv3.module import DCNv3
+    from ..models.dcnv3 import DCNv3
 
     swapped = [module for module in model.modules() if isinstance(module, DCNv3)]
     try:

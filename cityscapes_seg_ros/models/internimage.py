@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import ops
-from ..dcnv3.module import DCNv3
+from .dcnv3 import DCNv3
 from .layers import layer_norm
 
 

@@ -118,7 +118,7 @@ def network_flops(model: str, size: Tuple[int, int]) -> float:
 @contextmanager
 def timed_dcnv3(totals: List[float], synchronize) -> Iterator[None]:
     """Meanwhile every DCNv3 core call of the model adds its time to ``totals``."""
-    from ..dcnv3 import module as dcnv3_module
+    from ..models import dcnv3 as dcnv3_module
 
     original = dcnv3_module.ops.dcnv3
 

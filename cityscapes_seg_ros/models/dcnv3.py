@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import ops
-from ..models.layers import layer_norm
-from .geometry import DCNv3Geometry
+from ..dcnv3.geometry import DCNv3Geometry
+from .layers import layer_norm
 
 
 class DCNv3(nn.Module):
