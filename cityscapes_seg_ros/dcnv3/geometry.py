@@ -49,7 +49,9 @@ class DCNv3Geometry(NamedTuple):
         return cls(*(int(value) for value in whole), float(offset_scale))
 
     @classmethod
-    def checked_of(cls, values: Sequence, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> DCNv3Geometry:
+    def checked_of(
+        cls, values: Sequence, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor
+    ) -> DCNv3Geometry:
         """``of(values)``, checked against the tensors (``check_dcnv3_args``)."""
         geometry = cls.of(values)
         geometry.checked(input, offset, mask)
