@@ -165,3 +165,14 @@ def test_auto_falls_back_to_torch_core_when_no_compiled_op(monkeypatch, caplog):
     assert choices == ["DCNv3 on cpu: pure-PyTorch core (no compiler)"]  # logged once
     with pytest.raises(RuntimeError, match="no compiler"):
         ops.resolve_backend("cpu", "cpu")
+
+
+def test_a_cuda_kernel_without_gpu_tests_is_logged_when_requested(caplog):
+    with caplog.at_level("WARNING", logger="cityscapes_seg_ros.dcnv3"):
+        dcnv3_compiled.note_cuda_kernel_request("")
+        dcnv3_compiled.note_cuda_kernel_request("baseline")
+        assert not caplog.records
+        dcnv3_compiled.note_cuda_kernel_request("tile_regs")
+    assert ["tile_regs" in r.getMessage() and "not passed the GPU tests" in r.getMessage() for r in caplog.records] == [
+        True
+    ]

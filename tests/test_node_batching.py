@@ -196,3 +196,22 @@ def test_a_forward_that_may_be_captured_keeps_no_autocast_weight_cache():
     assert not predictor.graph_forward.enabled and cache_enabled()  # CPU: no graphs, the cache as usual
     predictor.graph_forward.enabled = True  # as on CUDA with cuda_graphs
     assert not cache_enabled()
+
+
+def test_each_frame_carries_its_own_record_and_settings_are_applied_when_they_change(tiny_model, monkeypatch):
+    predictor = DevicePredictor(tiny_model, img_scale=(64, 32))
+    processor = FrameProcessor(predictor)
+    image = frames(1)[0]
+    config = settings(resize="none")
+    frame = processor._frame(image, config)
+    assert frame.inference_size == (64, 48) and frame.preprocess_s == 0.0  # resize none: the frame's own size
+    x = predictor.prepare_frame(frame, frame.inference_size, False)
+    assert tuple(x.shape[2:]) == (48, 64) and frame.preprocess_s > 0.0
+    assert not hasattr(predictor, "preprocess_s") and not hasattr(predictor, "_device_image")
+
+    processor.process(image, config, {"labels"})
+    predictor.mode = "slide"  # a change the settings did not make: the same settings again leave it alone
+    result = processor.process(image, config, {"labels"})
+    assert predictor.mode == "slide" and result.timings_ms["preprocess"] > 0.0
+    processor.process(image, settings(resize="none", overlay_alpha=0.25), {"labels"})
+    assert predictor.mode == "whole"  # new settings are applied
