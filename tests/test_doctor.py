@@ -160,10 +160,10 @@ def test_rmw_found_in_a_ros_prefix(monkeypatch, tmp_path):
 
 
 def test_the_hub_cache_line_of_each_of_the_nine_models(monkeypatch, tmp_path):
-    from cityscapes_seg_ros.segmenter import hub_cache
+    from cityscapes_seg_ros import segmenter
 
     cached = tmp_path / f"{T}.pth"
-    monkeypatch.setattr(hub_cache, "cached_checkpoint", lambda repo, filename, *a: cached if T in filename else None)
+    monkeypatch.setattr(segmenter, "cached_checkpoint", lambda repo, filename, *a: cached if T in filename else None)
     checks = doctor.check_hub_cache()
     assert len(checks) == 9 and len({c.topic for c in checks}) == 9
     assert checks[0].topic == "weights UperNet T" and checks[0].status == "ok" and str(cached) in checks[0].detail
@@ -197,16 +197,16 @@ def test_the_download_command_of_the_installed_huggingface_hub(monkeypatch, vers
 
 
 def test_the_speed_line_is_an_estimate_or_says_why_not(monkeypatch):
-    from cityscapes_seg_ros.segmenter import speed_estimate
+    from cityscapes_seg_ros import segmenter
 
     def fail(**kwargs):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(speed_estimate, "estimate_speed", fail)
+    monkeypatch.setattr(segmenter, "estimate_speed", fail)
     (check,) = doctor.check_speed()
     assert check.status == "warn" and "CUDA out of memory" in check.detail
     estimate = SpeedEstimate(T, "cuda:0", (512, 1024), (1024, 2048), 5, 2.0, 8.0, 4.1, 4.0)
-    monkeypatch.setattr(speed_estimate, "estimate_speed", lambda **kwargs: estimate)
+    monkeypatch.setattr(segmenter, "estimate_speed", lambda **kwargs: estimate)
     (check,) = doctor.check_speed()
     assert check.status == "ok" and check.detail.startswith("ESTIMATE ~25 frames/s (41 ms a frame)")  # 8 * 4.1 + 2 * 4
 

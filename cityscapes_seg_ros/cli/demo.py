@@ -92,8 +92,7 @@ def ensure_weights(options: ModelOptions) -> ModelOptions:
     if is_config_file(options.model) and checkpoint == HUB_CHECKPOINT:
         raise ValueError(f"model config {options.model} has no released checkpoint on the hub: pass --checkpoint "
                          "FILE, or --checkpoint none to run the pipeline with random weights")  # fmt: skip
-    from ..models import get_model_config
-    from ..segmenter import CheckpointError, download_from_hub, parse_hub_source
+    from ..segmenter import CheckpointError, download_from_hub, get_model_config, parse_hub_source
 
     default = None if is_config_file(options.model) else get_model_config(options.model).pretrained
     location, parsed_revision = parse_hub_source(checkpoint, default)

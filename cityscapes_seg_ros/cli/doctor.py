@@ -245,8 +245,7 @@ def model_label(name: str) -> str:
 
 
 def check_hub_cache() -> List[Check]:
-    from ..models import MODEL_REGISTRY
-    from ..segmenter import cached_checkpoint, download_command
+    from ..segmenter import MODEL_REGISTRY, cached_checkpoint, download_command
 
     checks = []
     for name, cfg in MODEL_REGISTRY.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..lazy_exports import lazy_exports
 
 _EXPORTS = {  # module -> the names it hands on
+    ".models": ("MODEL_REGISTRY", "get_model_config"),  # the registry of the nine, from the networks
     "builder": ("count_parameters", "build_segmentor"),
     "checkpoint": ("CheckpointError", "download_from_hub", "parse_hub_source", "read_state_dict", "resolve_checkpoint"),
     "choices": ("DCNV3_BACKENDS", "DEFAULT_INFERENCE_SIZE", "MODES", "PRECISIONS", "TTA_CHOICES"),
