@@ -15,7 +15,7 @@ from cityscapes_seg_ros.node.params import SPECS, NodeSettings
 from cityscapes_seg_ros.segmenter import options as model_options
 from cityscapes_seg_ros.segmenter.options import ModelOptions, build_predictor, given_options
 
-PACKAGE = Path(model_options.__file__).parent
+PACKAGE = Path(model_options.__file__).parents[1]  # the whole package, not only segmenter/
 T = "upernet_internimage_t_512x1024_160k_cityscapes"
 MODEL_ARGS = ["--model", T, "--checkpoint", "/some/file.pth", "--revision", "v1", "--hub-offline", "--device", "CPU",
               "--precision", "bf16", "--mode", "slide", "--tta", "ms-flip", "--img-scale", "1024x512",

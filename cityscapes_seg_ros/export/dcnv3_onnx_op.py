@@ -66,7 +66,7 @@ def dcnv3_translation_table() -> Dict[Callable, Callable]:
     import onnxscript
     import torch
 
-    from ..ops import dcnv3_library  # noqa: F401  registers torch.ops.cityscapes_seg.dcnv3
+    from ..dcnv3 import library as dcnv3_library  # noqa: F401  registers torch.ops.cityscapes_seg.dcnv3
 
     register_dcnv3_schema()
     opset = onnxscript.values.Opset(DCNV3_DOMAIN, 1)

@@ -221,7 +221,7 @@ class NodeSettings:
         return cls(**fields)
 
     def model_options(self) -> ModelOptions:
-        """The model part of the parameters, for ``model_options.build_predictor``."""
+        """The model part of the parameters, for ``segmenter.build_predictor``."""
         return ModelOptions(
             model=self.model, checkpoint=self.checkpoint, hub_offline=self.hub_offline, device=self.device,
             precision=self.precision, mode=self.mode, tta=self.tta, img_scale=self.inference_size,

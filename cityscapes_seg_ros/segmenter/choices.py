@@ -1,4 +1,4 @@
-"""The values the model options can take, shared by the options (``model_options``) and the inference code."""
+"""The values the model options can take, shared by the options (``options``) and the inference code."""
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")  # tf32: fp32 with TF32 tensor cores on CUDA (fp32 on CPU)
 MODES = ("whole", "slide")
