@@ -70,19 +70,32 @@ def is_compressed(msg: Any) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
-def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An Image or CompressedImage -> pixels as stored: ``[H, W, 3]`` BGR or ``[H, W]`` mono, 8 or 16 bit.
+def check_header(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """The cheap checks, no pixel touched: encoding (or compressed format), size, step, data length.
 
-    For a raw image in BGR or mono order without row padding the result is a view of ``msg.data``.
+    Raises ``BadImageError`` for what ``decode_image`` would refuse before decoding; a compressed image can still
+    turn out corrupt when it is decoded.
     """
     if is_compressed(msg):
-        return _decode_compressed(msg, max_pixels)
+        data = np.frombuffer(msg.data, dtype=np.uint8)
+        if data.size == 0:
+            raise BadImageError("empty", f"empty compressed image (format {msg.format!r})")
+        kind = _compressed_kind(data)
+        if kind is None:
+            raise BadImageError(
+                "unsupported_encoding",
+                f"compressed image is neither JPEG nor PNG (format {msg.format!r}, {data.size} bytes)",
+            )
+        width, height = _compressed_size(data, kind)
+        if width is not None and height is not None:
+            check_size(height, width, max_pixels)
+        return
     encoding = str(msg.encoding)
     if encoding not in INPUT_ENCODINGS:
         raise BadImageError(
             "unsupported_encoding", f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
-    channels, dtype, conversion = INPUT_ENCODINGS[encoding]
+    channels, dtype, _ = INPUT_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     check_size(height, width, max_pixels)
     row_bytes = width * channels * dtype.itemsize
@@ -94,13 +107,25 @@ def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise BadImageError(
             "bad_step", f"step {step} is not a multiple of the {dtype.itemsize}-byte channel size ({encoding})"
         )
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
+    size = len(msg.data)
+    if size != step * height:
         raise BadImageError(
-            "size_mismatch",
-            f"data holds {data.size} bytes, expected step * height = {step} * {height} = {step * height}",
+            "size_mismatch", f"data holds {size} bytes, expected step * height = {step} * {height} = {step * height}"
         )
-    rows = data.reshape(height, step)[:, :row_bytes]
+
+
+def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An Image or CompressedImage -> pixels as stored: ``[H, W, 3]`` BGR or ``[H, W]`` mono, 8 or 16 bit.
+
+    For a raw image in BGR or mono order without row padding the result is a view of ``msg.data``.
+    """
+    check_header(msg, max_pixels)
+    if is_compressed(msg):
+        return _decode_compressed(msg, max_pixels)
+    channels, dtype, conversion = INPUT_ENCODINGS[str(msg.encoding)]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
     if dtype.itemsize > 1:
         stored = dtype.newbyteorder(">" if msg.is_bigendian else "<")
         rows = np.ascontiguousarray(rows).view(stored).astype(dtype, copy=False)
@@ -127,19 +152,9 @@ def image_msg_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
 
 def _decode_compressed(msg: Any, max_pixels: int) -> np.ndarray:
-    """JPEG or PNG, as image_transport's compressed plugin writes them; the size is checked before decoding."""
+    """JPEG or PNG, as image_transport's compressed plugin writes them (``check_header`` has checked the size)."""
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size == 0:
-        raise BadImageError("empty", f"empty compressed image (format {msg.format!r})")
     kind = _compressed_kind(data)
-    if kind is None:
-        raise BadImageError(
-            "unsupported_encoding",
-            f"compressed image is neither JPEG nor PNG (format {msg.format!r}, {data.size} bytes)",
-        )
-    width, height = _compressed_size(data, kind)
-    if width is not None and height is not None:
-        check_size(height, width, max_pixels)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
