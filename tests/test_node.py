@@ -650,3 +650,77 @@ def test_frames_lost_before_the_node_are_counted_from_publication_sequence_numbe
     sent += 1
     assert probe.wait_for(lambda: counters.received - received + counters.lost - lost == sent, timeout=30)
     assert counters.lost - lost >= 10, (counters.received - received, counters.lost - lost)
+
+
+# ---------------------------------------------------------------------------------- <topic>/compressed
+
+
+def test_compressed_outputs_decode_to_the_raw_ones_and_are_made_only_while_subscribed(start_node):
+    import cv2
+
+    node, probe = start_node(outputs=["labels", "color", "overlay", "confidence"], jpeg_quality=95)
+    kinds = ("labels", "color", "overlay", "confidence")
+    for kind in kinds:
+        probe.listen(Image, f"{SEG}/{kind}")
+        probe.listen(CompressedImage, f"{SEG}/{kind}/compressed")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    rows, columns = np.mgrid[0:48, 0:64]
+    image = np.stack([rows * 5, columns * 4, (rows + columns) * 2], axis=-1).astype(np.uint8)  # smooth, as photos are
+    stamp = [0]
+
+    def publish():
+        stamp[0] += 1
+        images.publish(bgr_msg(image, stamp_sec=stamp[0]))
+
+    def same_stamp(kind):
+        raw = {m.header.stamp.sec: m for m in probe.messages(f"{SEG}/{kind}")}
+        return [
+            (raw[m.header.stamp.sec], m)
+            for m in probe.messages(f"{SEG}/{kind}/compressed")
+            if m.header.stamp.sec in raw
+        ]
+
+    assert probe.wait_for(lambda: all(same_stamp(kind) for kind in kinds), publish=publish)
+    raw, compressed = same_stamp("labels")[-1]
+    assert compressed.format == "mono8; png compressed mono8" and compressed.header.frame_id == raw.header.frame_id
+    ids = cv2.imdecode(np.frombuffer(compressed.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(ids, np.frombuffer(raw.data, np.uint8).reshape(48, 64))  # lossless: the ids survive
+    raw, compressed = same_stamp("confidence")[-1]
+    assert compressed.format == "mono8; png compressed mono8"
+    assert np.array_equal(
+        cv2.imdecode(np.frombuffer(compressed.data, np.uint8), cv2.IMREAD_UNCHANGED),
+        np.frombuffer(raw.data, np.uint8).reshape(48, 64),
+    )
+    for kind in ("color", "overlay"):
+        raw, compressed = same_stamp(kind)[-1]
+        assert compressed.format == "rgb8; jpeg compressed bgr8", kind
+        shown = cv2.imdecode(np.frombuffer(compressed.data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        expected = np.frombuffer(raw.data, np.uint8).reshape(48, 64, 3)
+        error = np.abs(shown.astype(float) - expected).mean() / 255
+        assert error < 0.05, (kind, error)
+
+    # Nobody on the compressed topics: none is made (no encoding work), the raw outputs go on.
+    published = {}
+    for kind, publisher in node.cameras[0].compressed_publishers.items():
+        original = publisher.publish
+        published[kind] = []
+        publisher.publish = lambda msg, kind=kind, original=original: (published[kind].append(msg), original(msg))
+    node_side = node.cameras[0]
+    for subscription in list(probe.node.subscriptions):
+        if subscription.topic_name.endswith("/compressed"):
+            probe.node.destroy_subscription(subscription)
+    assert probe.wait_for(lambda: not any(node_side.subscribed(kind, compressed=True) for kind in kinds), timeout=30)
+    before = len(probe.messages(f"{SEG}/labels"))
+    assert probe.wait_for(lambda: len(probe.messages(f"{SEG}/labels")) > before + 2, publish=publish)
+    assert not any(published.values())
+
+
+def test_a_compressed_subscriber_alone_gets_frames_segmented(start_node):
+    """With skip_unsubscribed, a viewer of only labels/compressed counts as a subscriber of labels."""
+    node, probe = start_node(outputs=["labels", "color"])
+    probe.listen(CompressedImage, f"{SEG}/color/compressed")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    assert probe.wait_for(
+        lambda: probe.messages(f"{SEG}/color/compressed"), publish=lambda: images.publish(bgr_msg(IMAGE))
+    )
+    assert probe.messages(f"{SEG}/color/compressed")[-1].format.startswith("rgb8; jpeg")

@@ -43,12 +43,20 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from ..model_options import build_predictor
 from ..msg import ClassStat as ClassStatMsg
 from ..msg import ClassStatistics
-from ..ros_contract.image_codec import BadImageError, check_header, image_msg_to_bgr, to_image_msg
+from ..ros_contract.image_codec import (
+    COMPRESSIBLE_ENCODINGS,
+    BadImageError,
+    check_header,
+    image_msg_to_bgr,
+    to_compressed_msg,
+    to_image_msg,
+)
 from ..ros_contract.topics import (
     COLOR_ENCODING,
     IMAGE_OUTPUTS,
     LABELS_ENCODING,
     camera_info_topic,
+    compressed_topic,
     input_topic,
     label_info_topic,
     output_topic,
@@ -71,6 +79,7 @@ from .statistics import (
 NODE_NAME = "cityscapes_seg_node"
 # rclpy hands a two-argument callback the message's MessageInfo (publication sequence numbers); Humble's does not.
 CALLBACKS_TAKE_MESSAGE_INFO = getattr(Subscription, "CallbackType", None) is not None
+JPEG_OUTPUTS = ("color", "overlay")  # photographs: JPEG; labels and confidence values: PNG, lossless
 RECENT_KINDS = ("received", "dropped", "lost", "bad_input", "failed")
 DIAGNOSTIC_LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "STALE": DiagnosticStatus.STALE}
 
@@ -118,6 +127,11 @@ class Camera:
         self.publishers = {
             kind: node.create_publisher(Image, output_topic(topic, kind), output_qos) for kind in IMAGE_OUTPUTS
         }
+        # image_transport's compressed form of each image output, made only while someone subscribes to it.
+        self.compressed_publishers = {
+            kind: node.create_publisher(CompressedImage, compressed_topic(output_topic(topic, kind)), output_qos)
+            for kind in IMAGE_OUTPUTS
+        }
         self.publishers["statistics"] = node.create_publisher(
             ClassStatistics, output_topic(topic, "statistics"), output_qos
         )
@@ -156,10 +170,10 @@ class Camera:
 
     def destroy(self) -> None:
         self.unsubscribe()
-        for publisher in [*self.publishers.values(), self.label_info_publisher]:
+        for publisher in [*self.publishers.values(), *self.compressed_publishers.values(), self.label_info_publisher]:
             if publisher is not None:
                 self._node.destroy_publisher(publisher)
-        self.publishers = {}
+        self.publishers, self.compressed_publishers = {}, {}
         self.label_info_publisher = None
 
     def publish_label_info(self, stamp: Any) -> None:
@@ -217,11 +231,16 @@ class Camera:
         return frame
 
     def wanted_outputs(self, settings: NodeSettings) -> Set[str]:
-        """Enabled outputs, less those nobody subscribes to (with skip_unsubscribed; statistics included)."""
+        """Enabled outputs, less those nobody subscribes to, raw or compressed (with skip_unsubscribed; statistics
+        included)."""
         wanted = set(settings.outputs)
         if settings.skip_unsubscribed:
-            wanted = {kind for kind in wanted if self.publishers[kind].get_subscription_count() > 0}
+            wanted = {kind for kind in wanted if self.subscribed(kind) or self.subscribed(kind, compressed=True)}
         return wanted
+
+    def subscribed(self, kind: str, compressed: bool = False) -> bool:
+        publisher = (self.compressed_publishers if compressed else self.publishers).get(kind)
+        return publisher is not None and publisher.get_subscription_count() > 0
 
 
 PredictorLoader = Callable[[NodeSettings], DevicePredictor]
@@ -428,17 +447,17 @@ class SegmentationCore:
                         wanted: Set[str], settings: NodeSettings) -> None:  # fmt: skip
         pubs = camera.publishers
         if "labels" in wanted:
-            pubs["labels"].publish(to_image_msg(result.train_ids, LABELS_ENCODING, header))
+            self.publish_image(camera, "labels", result.train_ids, LABELS_ENCODING, header, settings)
         if result.color is not None:
-            pubs["color"].publish(to_image_msg(result.color, COLOR_ENCODING, header))
+            self.publish_image(camera, "color", result.color, COLOR_ENCODING, header, settings)
         if result.overlay is not None:
-            pubs["overlay"].publish(to_image_msg(result.overlay, COLOR_ENCODING, header))
+            self.publish_image(camera, "overlay", result.overlay, COLOR_ENCODING, header, settings)
         if result.confidence is not None:
             if settings.confidence_encoding == "32FC1":
-                pubs["confidence"].publish(to_image_msg(result.confidence.astype(np.float32), "32FC1", header))
+                confidence = result.confidence.astype(np.float32)
             else:
-                scaled = np.clip(result.confidence * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                pubs["confidence"].publish(to_image_msg(scaled, "mono8", header))
+                confidence = np.clip(result.confidence * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            self.publish_image(camera, "confidence", confidence, settings.confidence_encoding, header, settings)
         now = time.monotonic()
         due = settings.statistics_rate == 0 or now - camera.last_statistics_at >= 1.0 / settings.statistics_rate
         if "statistics" in wanted and due:
@@ -448,6 +467,18 @@ class SegmentationCore:
         if "camera_info" in wanted and info is not None:
             info.header = header
             pubs["camera_info"].publish(info)
+
+    def publish_image(
+        self, camera: Camera, kind: str, image: np.ndarray, encoding: str, header: Any, settings: NodeSettings
+    ) -> None:
+        """The raw image (unless skip_unsubscribed and only its compressed form has subscribers) and, while
+        subscribed, ``<topic>/compressed``: PNG for the labels and the mono8 confidence (lossless), JPEG of
+        ``jpeg_quality`` for colour and overlay; 32FC1 has no compressed form."""
+        if not settings.skip_unsubscribed or camera.subscribed(kind):
+            camera.publishers[kind].publish(to_image_msg(image, encoding, header))
+        if camera.subscribed(kind, compressed=True) and encoding in COMPRESSIBLE_ENCODINGS:
+            quality = settings.jpeg_quality if kind in JPEG_OUTPUTS else None
+            camera.compressed_publishers[kind].publish(to_compressed_msg(image, encoding, header, quality))
 
     def statistics_message(
         self, header: Any, size: tuple, result: FrameResult, settings: NodeSettings

@@ -8,7 +8,9 @@ and plain namespaces all work; ``to_image_msg`` imports sensor_msgs when it is c
 * ``decode_image``: any supported message -> its pixels as stored (colour in BGR order, mono as ``[H, W]``,
   16-bit kept), e.g. ground-truth label and instance ids;
 * ``to_bgr8``: those pixels -> the 8-bit BGR the model reads (16 bit divided by 256 as cv_bridge does);
-* ``image_fields`` / ``to_image_msg``: a numpy image -> the Image fields / an rclpy message.
+* ``image_fields`` / ``to_image_msg``: a numpy image -> the Image fields / an rclpy message;
+* ``compressed_fields`` / ``to_compressed_msg``: a numpy image -> PNG or JPEG as image_transport's compressed
+  plugin writes it (``format`` such as ``rgb8; jpeg compressed bgr8``) / an rclpy CompressedImage.
 
 Every problem with an input raises ``BadImageError`` naming it; its ``kind`` classifies it for the node's
 counters.
@@ -234,17 +236,62 @@ def to_image_msg(image: np.ndarray, encoding: str, header: Any = None) -> Any:
     from sensor_msgs.msg import Image
 
     fields = image_fields(image, encoding)
-    # rclpy holds uint8[] as array('B'); filled with one copy, and check_fields=True keeps it as given
-    # (without it the setter copies it element-wise again).
-    data = array.array("B")
-    data.frombytes(fields.pop("data").data)
-    try:
-        msg = Image(check_fields=True)
-    except (TypeError, AssertionError):  # Humble's generated messages take no check_fields
-        msg = Image()
-    if header is not None:
-        msg.header = header
+    data = _byte_array(fields.pop("data"))
+    msg = _message(Image, header)
     for name, value in fields.items():
         setattr(msg, name, value)
     msg.data = data
+    return msg
+
+
+def _byte_array(data: np.ndarray) -> array.array:
+    """rclpy holds uint8[] as array('B'): filled with one copy (a message made with check_fields=True keeps it as
+    given; without it the setter copies it element-wise again)."""
+    held = array.array("B")
+    held.frombytes(data.data)
+    return held
+
+
+def _message(message_class: Any, header: Any) -> Any:
+    try:
+        msg = message_class(check_fields=True)
+    except (TypeError, AssertionError):  # Humble's generated messages take no check_fields
+        msg = message_class()
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+# Encodings that image_transport's compressed plugin takes (8 bit; 32FC1 confidence has no compressed form).
+COMPRESSIBLE_ENCODINGS = ("mono8", "rgb8", "bgr8")
+
+
+def compressed_fields(image: np.ndarray, encoding: str, jpeg_quality: Optional[int] = None) -> Dict[str, Any]:
+    """The CompressedImage fields (format, data) of a numpy image in ``encoding``: PNG, lossless (label ids
+    survive), when ``jpeg_quality`` is None, else JPEG of that quality (1-100). Colour is stored in BGR order,
+    as image_transport's compressed plugin stores it and names it in ``format``."""
+    if encoding not in COMPRESSIBLE_ENCODINGS:
+        raise ValueError(f"cannot compress encoding {encoding!r}; expected one of {', '.join(COMPRESSIBLE_ENCODINGS)}")
+    image_fields(image, encoding)  # the same checks of dtype and channels
+    stored = "mono8" if encoding == "mono8" else "bgr8"
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if encoding == "rgb8" else image
+    if jpeg_quality is None:
+        ok, data = cv2.imencode(".png", pixels)
+        kind = "png"
+    else:
+        ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        kind = "jpeg"
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} {encoding} image as {kind}")
+    return {"format": f"{encoding}; {kind} compressed {stored}", "data": data.reshape(-1)}
+
+
+def to_compressed_msg(image: np.ndarray, encoding: str, header: Any = None, jpeg_quality: Optional[int] = None) -> Any:
+    """A numpy image -> sensor_msgs/CompressedImage (rclpy) with ``header``; PNG, or JPEG with ``jpeg_quality``."""
+    from sensor_msgs.msg import CompressedImage
+
+    fields = compressed_fields(image, encoding, jpeg_quality)
+    msg = _message(CompressedImage, header)
+    msg.format = fields["format"]
+    msg.data = _byte_array(fields["data"])
     return msg
