@@ -573,7 +573,7 @@ def test_a_camera_without_frames_goes_warn_then_stale_while_the_other_stays_ok(s
 
 def test_a_bad_frame_warns_only_until_a_window_of_good_frames_has_passed(start_node):
     node, probe = start_node(
-        outputs=["labels"], skip_unsubscribed=False, health_window_s=1.0, diagnostics_rate=10.0, frame_timeout_s=60.0
+        outputs=["labels"], skip_unsubscribed=False, health_window_s=3.0, diagnostics_rate=10.0, frame_timeout_s=60.0
     )
     probe.listen(DiagnosticArray, "/diagnostics")
     images = probe.publisher(Image, "/cam/front/image_raw")
@@ -586,7 +586,7 @@ def test_a_bad_frame_warns_only_until_a_window_of_good_frames_has_passed(start_n
     start = len(probe.messages("/diagnostics"))
     assert probe.wait_for(lambda: any(lv == DiagnosticStatus.WARN for _, lv, _, _ in _statuses(probe)[start:]))
     warn = next(s for s in _statuses(probe)[start:] if s[1] == DiagnosticStatus.WARN)
-    assert warn[2] == "1 bad inputs in the last 1 s" and warn[3]["recent_bad_input"] == "1"
+    assert warn[2] == "1 bad input in the last 3 s" and warn[3]["recent_bad_input"] == "1"
     # Good frames keep coming: after the window the camera is OK again; the total still says what happened.
     assert probe.wait_for(
         lambda: any(lv == DiagnosticStatus.OK and v["bad_inputs"] == "1" for _, lv, _, v in _statuses(probe)[start:]),

@@ -60,6 +60,6 @@ def test_camera_health_goes_warn_then_stale_and_clears_with_the_window():
     assert level(0.5) == Health("OK", "segmenting")
     assert level(2.5) == Health("WARN", "no frames for 2.5 s")
     assert level(4.0).level == "STALE"
-    assert level(0.1, {"bad_input": 2, "failed": 1}) == Health("WARN", "2 bad inputs and 1 failures in the last 10 s")
+    assert level(0.1, {"bad_input": 2, "failed": 1}) == Health("WARN", "2 bad inputs and 1 failure in the last 10 s")
     assert level(0.1, {"received": 30, "dropped": 4, "lost": 2}).level == "OK"
     assert level(100.0, serving=False) == Health("OK", "inactive")

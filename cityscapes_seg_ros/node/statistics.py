@@ -198,8 +198,8 @@ def camera_health(
     if silent_s >= frame_timeout_s:
         level = "STALE" if silent_s >= 2 * frame_timeout_s else "WARN"
         return Health(level, f"no frames for {silent_s:.1f} s")
-    kinds = (("bad_input", "bad inputs"), ("failed", "failures"))
-    problems = [f"{recent[kind]} {what}" for kind, what in kinds if recent.get(kind)]
+    kinds = (("bad_input", "bad input"), ("failed", "failure"))
+    problems = [f"{recent[kind]} {what}{'s' if recent[kind] > 1 else ''}" for kind, what in kinds if recent.get(kind)]
     if problems:
         return Health("WARN", f"{' and '.join(problems)} in the last {window_s:g} s")
     return Health("OK", "segmenting" if processed else "waiting for images")
