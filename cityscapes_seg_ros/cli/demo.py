@@ -490,5 +490,9 @@ def fit_to_device(
         chosen.append(f"the first {CPU_FRAMES} of {len(frames)} frames (--frames)")
         frames = frames[:CPU_FRAMES]
     if chosen:
-        log.info("no CUDA device: the demo runs on the CPU with %s, to finish in about a minute", " and ".join(chosen))
+        log.info(
+            "on the CPU the demo runs with %s (T: about a minute on two cores; the larger "
+            "models take longer)",
+            " and ".join(chosen),
+        )
     return options, given, frames
