@@ -491,8 +491,7 @@ def fit_to_device(
         frames = frames[:CPU_FRAMES]
     if chosen:
         log.info(
-            "on the CPU the demo runs with %s (T: about a minute on two cores; the larger "
-            "models take longer)",
+            "on the CPU the demo runs with %s (T: about a minute on two cores; the larger models take longer)",
             " and ".join(chosen),
         )
     return options, given, frames
