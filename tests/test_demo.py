@@ -20,7 +20,14 @@ pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (script
 from bag_support import tiny_model_files  # noqa: E402
 
 from cityscapes_seg_ros.cli import demo as demo_cli  # noqa: E402
-from cityscapes_seg_ros.cli.demo_sheet import TILE_WIDTH, TITLE_HEIGHT, tile_origin  # noqa: E402
+from cityscapes_seg_ros.cli.demo_sheet import (  # noqa: E402
+    TILE_WIDTH,
+    TITLE_HEIGHT,
+    legend_band,
+    legend_entries,
+    sheet_size,
+    tile_origin,
+)
 from cityscapes_seg_ros.cli.main import main  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.segmenter.hub_cache import download_command  # noqa: E402
@@ -34,6 +41,13 @@ SMALL = ["--img-scale", "128x64", "--dcnv3-backend", "torch", "--device", "cpu",
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, tiny_t_fixture):
     return tiny_model_files(tiny_t_fixture, tmp_path_factory.mktemp("demo_model"))
+
+
+def shown_legend(out, frame_shapes) -> np.ndarray:
+    """The legend band the sheet of ``out`` must end with: the classes of its class_shares.csv."""
+    with open(out / "class_shares.csv") as f:
+        rows = [(r["class"], int(r["pixels"]), float(r["percent"])) for r in csv.DictReader(f)]
+    return legend_band(sheet_size(frame_shapes)[0], legend_entries(rows))
 
 
 def node_pids(caplog) -> list:
@@ -70,10 +84,13 @@ def test_demo_segments_the_bundled_frames_through_the_node(tmp_path, tiny_model,
     printed = capsys.readouterr().out
     assert "100.00%" in printed and "frames/s" in printed and "RANDOM WEIGHTS" not in printed
 
-    # The sheet: a title band and six rows of three 384x192 tiles; each row shows its own frame.
+    # The sheet: a title band, six rows of three 384x192 tiles (each row shows its own frame), the legend.
     sheet = cv2.imread(str(out / "contact_sheet.png"))
-    assert sheet.shape == (TITLE_HEIGHT + 6 * (192 + 4) + 4, 3 * 384 + 4 * 4, 3)
     shapes = [(256, 512)] * 6
+    legend = shown_legend(out, shapes)
+    rows_end = TITLE_HEIGHT + 6 * (192 + 4) + 4
+    assert sheet.shape == (rows_end + legend.shape[0], 3 * 384 + 4 * 4, 3)
+    assert np.array_equal(sheet[rows_end:], legend)
     for row, path in enumerate(frames):
         x, y = tile_origin(shapes, row, 0)
         expected = cv2.resize(cv2.imread(str(path)), (TILE_WIDTH, 192), interpolation=cv2.INTER_AREA)
@@ -112,16 +129,58 @@ def test_random_weights_and_own_images_are_said_on_the_sheet(tmp_path, tiny_mode
     assert code == 0, capsys.readouterr().err
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
     sheet = cv2.imread(str(out / "contact_sheet.png"))
-    assert sheet.shape == (TITLE_HEIGHT + (230 + 4) + (384 + 4) + 4, 3 * 384 + 16, 3)  # 100x60 and 80x80 frames
+    legend = shown_legend(out, [(60, 100), (80, 80)])
+    assert sheet.shape == (TITLE_HEIGHT + (230 + 4) + (384 + 4) + 4 + legend.shape[0], 3 * 384 + 16, 3)
     assert _red_text(sheet)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == ["a", "b"] and "RANDOM WEIGHTS" in summary["model"]["checkpoint"]
+    assert summary["random_weights"] is True and summary["random_weights_reason"] == "--checkpoint none"
 
 
-def test_offline_without_cached_weights_is_one_line_before_any_node(tmp_path):
+def test_without_the_hub_the_demo_runs_with_random_weights_and_says_why(tmp_path, tiny_model, caplog, capsys):
+    """Offline, weights not cached: one warning line, the whole node with random weights, marked, exit 0."""
+    config, _ = tiny_model
     out = tmp_path / "out"
-    result = subprocess.run([*DEMO, "--hub-offline", "--cache-dir", str(tmp_path / "empty_cache"), "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    caplog.set_level("INFO", logger="cityscapes_seg_ros")
+    hub = ["--checkpoint", "hf://OpenGVLab/InternImage/tiny.pth", "--hub-offline", "--cache-dir", str(tmp_path / "c")]
+    code = main(["demo", "--model", str(config), *hub, "--out", str(out), "--frames", "2", *SMALL])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "RANDOM WEIGHTS" in r.getMessage()
+    ]
+    assert len(warnings) == 1 and "offline" in warnings[0] and "--require-weights" in warnings[0], warnings
+    assert "\n" not in warnings[0]
+    assert "RANDOM WEIGHTS (the released weights could not be had)" in printed.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["random_weights"] is True and "offline" in summary["random_weights_reason"]
+    assert "RANDOM WEIGHTS" in summary["model"]["checkpoint"] and len(summary["frames"]) == 2
+    assert _red_text(cv2.imread(str(out / "contact_sheet.png")))
+
+
+def test_on_a_cpu_the_demo_picks_a_size_and_frame_count_and_says_so(caplog):
+    import argparse
+
+    caplog.set_level("INFO", logger="cityscapes_seg_ros")
+    frames = [(f"f{i}", np.zeros((256, 512, 3), np.uint8)) for i in range(demo_cli.CPU_FRAMES + 3)]
+    args = argparse.Namespace(frames=None, camera=None)
+    options, given, kept = demo_cli.fit_to_device(ModelOptions(device="cpu"), ["device"], frames, args)
+    assert options.img_scale == demo_cli.CPU_IMG_SCALE and "img_scale" in given  # handed to the node
+    assert [name for name, _ in kept] == [name for name, _ in frames[: demo_cli.CPU_FRAMES]]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "512x256" in said and f"first {demo_cli.CPU_FRAMES} of {len(frames)} frames" in said
+
+    # What the user gives stands.
+    args = argparse.Namespace(frames=8, camera=None)
+    mine = ModelOptions(device="cpu", img_scale=(1024, 512))
+    options, given, kept = demo_cli.fit_to_device(mine, ["device", "img_scale"], frames, args)
+    assert options.img_scale == (1024, 512) and len(kept) == 8
+
+
+def test_offline_without_cached_weights_and_require_weights_is_one_line_before_any_node(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([*DEMO, "--hub-offline", "--cache-dir", str(tmp_path / "empty_cache"), "--out", str(out),
+                             "--require-weights"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -135,7 +194,7 @@ def test_offline_without_cached_weights_is_one_line_before_any_node(tmp_path):
 def test_an_unreachable_hub_is_one_line_too(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(demo_cli, "hub_unreachable", lambda: "huggingface.co:443: Name or service not known")
-    code = main(["demo", "--cache-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    code = main(["demo", "--cache-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--require-weights"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "the hub is unreachable: huggingface.co:443" in err[0], err
 
@@ -214,7 +273,8 @@ def test_a_live_camera_is_segmented_until_the_frame_count(tmp_path, tiny_model):
     assert demo.returncode == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == ["frame_000", "frame_001", "frame_002"] and "live camera" in summary["timing_mode"]
-    assert cv2.imread(str(out / "contact_sheet.png")).shape[0] == TITLE_HEIGHT + 3 * (192 + 4) + 4
+    legend = shown_legend(out, [(48, 96)] * 3)
+    assert cv2.imread(str(out / "contact_sheet.png")).shape[0] == TITLE_HEIGHT + 3 * (192 + 4) + 4 + legend.shape[0]
     assert sum(int(r["pixels"]) for r in csv.DictReader(open(out / "class_shares.csv"))) == 3 * 48 * 96
     assert "live camera" in out_text
 

@@ -171,3 +171,26 @@ def test_a_jpeg_whose_frame_header_follows_long_app_segments_is_refused_before_d
     with pytest.raises(BadImageError, match="exceeds max_pixels 1000") as info:
         decode_image(SimpleNamespace(format="jpeg", data=data), max_pixels=1000)
     assert info.value.kind == "too_large" and not decoded
+
+
+def test_compressed_fields_png_is_lossless_and_jpeg_follows_the_quality():
+    from cityscapes_seg_ros.ros_contract.image_codec import compressed_fields
+
+    rng = np.random.default_rng(11)
+    ids = rng.integers(0, 19, (37, 53), dtype=np.uint8)
+    ids[rng.random(ids.shape) < 0.1] = 255
+    fields = compressed_fields(ids, "mono8")
+    assert fields["format"] == "mono8; png compressed mono8"
+    assert np.array_equal(cv2.imdecode(fields["data"], cv2.IMREAD_UNCHANGED), ids)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    png = compressed_fields(rgb, "rgb8")
+    assert png["format"] == "rgb8; png compressed bgr8"
+    assert np.array_equal(cv2.imdecode(png["data"], cv2.IMREAD_COLOR)[..., ::-1], rgb)  # stored BGR, as image_transport
+    low, high = (compressed_fields(rgb, "rgb8", quality) for quality in (20, 95))
+    assert low["format"] == "rgb8; jpeg compressed bgr8" and low["data"].size < high["data"].size
+    errors = [
+        np.abs(cv2.imdecode(f["data"], cv2.IMREAD_COLOR)[..., ::-1].astype(int) - rgb).mean() for f in (low, high)
+    ]
+    assert errors[1] < errors[0]
+    with pytest.raises(ValueError, match="cannot compress encoding '32FC1'"):
+        compressed_fields(np.zeros((4, 4), np.float32), "32FC1")

@@ -511,3 +511,216 @@ def test_on_the_cpu_cuda_graphs_is_ignored_with_one_info_line_and_batching_chang
     assert probe.wait_for(
         lambda: any(_diagnostic(m, "cuda_graphs") == "n/a (not on CUDA)" for m in probe.messages("/diagnostics"))
     )
+
+
+# ---------------------------------------------------------------------------------- /diagnostics over time
+
+
+def _statuses(probe) -> list:
+    """Every camera status published so far, as (input topic, level, message, values)."""
+    found = []
+    for array in probe.messages("/diagnostics"):
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            found.append((values["input_topic"], status.level, status.message, values))
+    return found
+
+
+def test_a_camera_without_frames_goes_warn_then_stale_while_the_other_stays_ok(start_node):
+    front, rear = "/cam/front/image_raw", "/cam/rear/image_raw"
+    node, probe = start_node(
+        image_topics=[front, rear],
+        outputs=["labels"],
+        skip_unsubscribed=False,
+        frame_timeout_s=1.0,
+        diagnostics_rate=10.0,
+    )
+    probe.listen(DiagnosticArray, "/diagnostics")
+    publishers = {topic: probe.publisher(Image, topic) for topic in (front, rear)}
+    counters = {camera.input_topic: camera.counters for camera in node.cameras}
+
+    def publish(topics):
+        for topic in topics:
+            publishers[topic].publish(bgr_msg(IMAGE))
+
+    assert probe.wait_for(
+        lambda: all(counters[t].processed for t in (front, rear)), publish=lambda: publish([front, rear]), every=0.1
+    )
+    start = len(probe.messages("/diagnostics"))
+
+    def seen(topic, level, since):
+        return any(t == topic and lv == level for t, lv, _, _ in _statuses(probe)[since:])
+
+    # The rear camera's publisher stops: WARN after frame_timeout_s, STALE after twice that; the front stays OK.
+    assert probe.wait_for(
+        lambda: seen(rear, DiagnosticStatus.STALE, start), publish=lambda: publish([front]), every=0.1
+    )
+    statuses = _statuses(probe)
+    rear_levels = [lv for t, lv, _, _ in statuses[start:] if t == rear]
+    assert DiagnosticStatus.WARN in rear_levels and rear_levels.index(DiagnosticStatus.WARN) < rear_levels.index(
+        DiagnosticStatus.STALE
+    )
+    stale = next(s for s in reversed(statuses) if s[0] == rear and s[1] == DiagnosticStatus.STALE)
+    assert stale[2].startswith("no frames for") and float(stale[3]["seconds_since_last_frame"]) >= 2.0
+    assert seen(front, DiagnosticStatus.OK, start)
+
+    # Frames again: back to OK.
+    again = len(probe.messages("/diagnostics"))
+    assert probe.wait_for(
+        lambda: seen(rear, DiagnosticStatus.OK, again), publish=lambda: publish([front, rear]), every=0.1
+    )
+
+
+def test_a_bad_frame_warns_only_until_a_window_of_good_frames_has_passed(start_node):
+    node, probe = start_node(
+        outputs=["labels"], skip_unsubscribed=False, health_window_s=3.0, diagnostics_rate=10.0, frame_timeout_s=60.0
+    )
+    probe.listen(DiagnosticArray, "/diagnostics")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    counters = node.cameras[0].counters
+    assert probe.wait_for(lambda: counters.processed, publish=lambda: images.publish(bgr_msg(IMAGE)))
+    bad = bgr_msg(IMAGE)
+    bad.encoding = "yuv422"
+    images.publish(bad)
+    assert probe.wait_for(lambda: counters.bad_inputs == 1, timeout=20)
+    start = len(probe.messages("/diagnostics"))
+    assert probe.wait_for(lambda: any(lv == DiagnosticStatus.WARN for _, lv, _, _ in _statuses(probe)[start:]))
+    warn = next(s for s in _statuses(probe)[start:] if s[1] == DiagnosticStatus.WARN)
+    assert warn[2] == "1 bad input in the last 3 s" and warn[3]["recent_bad_input"] == "1"
+    # Good frames keep coming: after the window the camera is OK again; the total still says what happened.
+    assert probe.wait_for(
+        lambda: any(lv == DiagnosticStatus.OK and v["bad_inputs"] == "1" for _, lv, _, v in _statuses(probe)[start:]),
+        publish=lambda: images.publish(bgr_msg(IMAGE)),
+        every=0.1,
+    )
+    ok = next(s for s in _statuses(probe)[start:] if s[1] == DiagnosticStatus.OK)
+    assert ok[2] == "segmenting" and ok[3]["recent_bad_input"] == "0"
+
+
+def test_every_bad_frame_is_counted_as_bad_while_the_worker_is_busy(start_node, tiny_19_class_model):
+    with SlowModel(tiny_19_class_model, 1.0) as slow:
+        node, probe = start_node(model=slow.model, outputs=["labels"])
+        probe.listen(Image, f"{SEG}/labels")
+        images = probe.publisher(Image, "/cam/front/image_raw")
+        assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels"), publish=lambda: images.publish(bgr_msg(IMAGE)))
+        counters = node.cameras[0].counters
+        bad_count = 30
+        for index in range(bad_count):  # bad and good frames interleaved, far faster than the worker takes them
+            bad = bgr_msg(IMAGE, stamp_sec=index)
+            bad.step = 5
+            images.publish(bad)
+            images.publish(bgr_msg(IMAGE, stamp_sec=index))
+            time.sleep(0.01)
+        assert probe.wait_for(lambda: counters.received >= 2 * bad_count + 1, timeout=30)
+        assert counters.bad_inputs == bad_count and counters.bad_input_kinds == {"bad_step": bad_count}
+        # Every frame is accounted for once: segmented, replaced by a newer one, or bad (the last one may still be
+        # in the network when the counts are read).
+        accounted = lambda: counters.processed + counters.dropped + counters.bad_inputs  # noqa: E731
+        assert probe.wait_for(lambda: accounted() == counters.received, timeout=30), counters
+
+
+@pytest.mark.skipif(
+    not hasattr(rclpy.subscription.Subscription, "CallbackType"),
+    reason="this rclpy hands no MessageInfo to callbacks (Humble)",
+)
+def test_frames_lost_before_the_node_are_counted_from_publication_sequence_numbers(start_node):
+    """The node's executor is held up while 20 frames go out: its subscription keeps the newest 5 (depth of the
+    sensor-data profile), the others never reach the callback and show as gaps in the sequence numbers."""
+    node, probe = start_node(outputs=["labels"], skip_unsubscribed=False)
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    counters = node.cameras[0].counters
+    assert probe.wait_for(lambda: counters.received, publish=lambda: images.publish(bgr_msg(IMAGE)))
+    time.sleep(1.0)  # frames still in flight from the discovery loop arrive
+    received, lost = counters.received, counters.lost
+    held, release = threading.Event(), threading.Event()
+
+    def hold_executor():
+        timer.cancel()
+        held.set()
+        release.wait(30)
+
+    timer = node.create_timer(0.01, hold_executor)
+    assert held.wait(30)
+    sent = 20
+    for index in range(sent):
+        images.publish(bgr_msg(IMAGE, stamp_sec=index))
+    time.sleep(1.0)
+    release.set()
+    images.publish(bgr_msg(IMAGE, stamp_sec=sent))  # reliable: arrives, and shows the gap before it
+    sent += 1
+    assert probe.wait_for(lambda: counters.received - received + counters.lost - lost == sent, timeout=30)
+    assert counters.lost - lost >= 10, (counters.received - received, counters.lost - lost)
+
+
+# ---------------------------------------------------------------------------------- <topic>/compressed
+
+
+def test_compressed_outputs_decode_to_the_raw_ones_and_are_made_only_while_subscribed(start_node):
+    import cv2
+
+    node, probe = start_node(outputs=["labels", "color", "overlay", "confidence"], jpeg_quality=95)
+    kinds = ("labels", "color", "overlay", "confidence")
+    for kind in kinds:
+        probe.listen(Image, f"{SEG}/{kind}")
+        probe.listen(CompressedImage, f"{SEG}/{kind}/compressed")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    rows, columns = np.mgrid[0:48, 0:64]
+    image = np.stack([rows * 5, columns * 4, (rows + columns) * 2], axis=-1).astype(np.uint8)  # smooth, as photos are
+    stamp = [0]
+
+    def publish():
+        stamp[0] += 1
+        images.publish(bgr_msg(image, stamp_sec=stamp[0]))
+
+    def same_stamp(kind):
+        raw = {m.header.stamp.sec: m for m in probe.messages(f"{SEG}/{kind}")}
+        return [
+            (raw[m.header.stamp.sec], m)
+            for m in probe.messages(f"{SEG}/{kind}/compressed")
+            if m.header.stamp.sec in raw
+        ]
+
+    assert probe.wait_for(lambda: all(same_stamp(kind) for kind in kinds), publish=publish)
+    raw, compressed = same_stamp("labels")[-1]
+    assert compressed.format == "mono8; png compressed mono8" and compressed.header.frame_id == raw.header.frame_id
+    ids = cv2.imdecode(np.frombuffer(compressed.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(ids, np.frombuffer(raw.data, np.uint8).reshape(48, 64))  # lossless: the ids survive
+    raw, compressed = same_stamp("confidence")[-1]
+    assert compressed.format == "mono8; png compressed mono8"
+    assert np.array_equal(
+        cv2.imdecode(np.frombuffer(compressed.data, np.uint8), cv2.IMREAD_UNCHANGED),
+        np.frombuffer(raw.data, np.uint8).reshape(48, 64),
+    )
+    for kind in ("color", "overlay"):
+        raw, compressed = same_stamp(kind)[-1]
+        assert compressed.format == "rgb8; jpeg compressed bgr8", kind
+        shown = cv2.imdecode(np.frombuffer(compressed.data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        expected = np.frombuffer(raw.data, np.uint8).reshape(48, 64, 3)
+        error = np.abs(shown.astype(float) - expected).mean() / 255
+        assert error < 0.05, (kind, error)
+
+    # Nobody on the compressed topics: none is made (no encoding work), the raw outputs go on.
+    published = {}
+    for kind, publisher in node.cameras[0].compressed_publishers.items():
+        original = publisher.publish
+        published[kind] = []
+        publisher.publish = lambda msg, kind=kind, original=original: (published[kind].append(msg), original(msg))
+    node_side = node.cameras[0]
+    for subscription in list(probe.node.subscriptions):
+        if subscription.topic_name.endswith("/compressed"):
+            probe.node.destroy_subscription(subscription)
+    assert probe.wait_for(lambda: not any(node_side.subscribed(kind, compressed=True) for kind in kinds), timeout=30)
+    before = len(probe.messages(f"{SEG}/labels"))
+    assert probe.wait_for(lambda: len(probe.messages(f"{SEG}/labels")) > before + 2, publish=publish)
+    assert not any(published.values())
+
+
+def test_a_compressed_subscriber_alone_gets_frames_segmented(start_node):
+    """With skip_unsubscribed, a viewer of only labels/compressed counts as a subscriber of labels."""
+    node, probe = start_node(outputs=["labels", "color"])
+    probe.listen(CompressedImage, f"{SEG}/color/compressed")
+    images = probe.publisher(Image, "/cam/front/image_raw")
+    assert probe.wait_for(
+        lambda: probe.messages(f"{SEG}/color/compressed"), publish=lambda: images.publish(bgr_msg(IMAGE))
+    )
+    assert probe.messages(f"{SEG}/color/compressed")[-1].format.startswith("rgb8; jpeg")

@@ -75,6 +75,9 @@ NODE_PARAMETERS = [
     "max_pixels",
     "diagnostics_rate",
     "log_throttle_s",
+    "frame_timeout_s",
+    "health_window_s",
+    "jpeg_quality",
 ]
 CAMERA = "/cam/front/image_raw"
 NODE_TOPICS = {

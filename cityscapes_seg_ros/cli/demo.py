@@ -29,9 +29,11 @@ from ..harness.ros import stamp_to_ns
 from ..image_io import IMAGE_EXTENSIONS, read_bgr, write_atomic, write_png
 from ..segmenter import (
     HUB_CHECKPOINT,
+    NO_CHECKPOINT,
     ModelOptions,
     add_model_arguments,
     cached_checkpoint,
+    download_command,
     fetch_hint,
     given_options,
     hub_offline_env,
@@ -45,6 +47,7 @@ from .demo_sheet import (
     contact_sheet,
     format_shares,
     format_timing,
+    legend_entries,
     shares_csv,
     timing_summary,
 )
@@ -57,6 +60,11 @@ PARAMS_FILE_NAME = "cityscapes_seg.yaml"
 DEMO_CAMERA = "/cityscapes_seg_demo/camera/image_raw"
 OUTPUTS = ("labels", "color", "overlay", "statistics")
 PROGRESS_EVERY_SEC = 10.0
+CAMERA_FRAMES = 8
+# On a CPU the demo's defaults: the bundled frames' own size (no upscaling to 2048x1024) and a frame count that
+# T segments, with the node's start, in about a minute on a 2-core machine (docs/benchmarks.md).
+CPU_IMG_SCALE = (512, 256)
+CPU_FRAMES = 6
 GRAPH_SETTLE_SEC = 1.0
 
 
@@ -70,7 +78,19 @@ def add_demo_parser(sub) -> None:
     source = demo.add_mutually_exclusive_group()
     source.add_argument("--images", type=Path, metavar="DIR", help="your own frames instead of the bundled ones")
     source.add_argument("--camera", metavar="TOPIC", help="segment this live sensor_msgs/Image topic instead")
-    demo.add_argument("--frames", type=positive_int, default=8, help="with --camera: stop after N frames (8)")
+    demo.add_argument(
+        "--frames",
+        type=positive_int,
+        default=None,
+        help=f"with --camera: stop after N frames ({CAMERA_FRAMES}); with frames from a folder: the "
+        f"first N (on a CPU by default {CPU_FRAMES}, to finish in about a minute)",
+    )
+    demo.add_argument(
+        "--require-weights",
+        action="store_true",
+        help="exit (status 2) when the released weights cannot be had (no hub, not cached) instead "
+        "of running the node with random weights",
+    )
     demo.add_argument("--timeout", type=float, default=600.0,
                       help="seconds to wait for the node to start (model load) and for each frame (600)")  # fmt: skip
     add_model_arguments(demo)
@@ -79,10 +99,25 @@ def add_demo_parser(sub) -> None:
 # ------------------------------------------------------------------------------------------- the weights
 
 
+class WeightsUnavailable(RuntimeError):
+    """The hub's weights are neither cached nor downloadable (offline, no network); the message says what to do."""
+
+    def __init__(self, problem: str, hint: str, fetch: str) -> None:
+        super().__init__(f"{problem}; {hint}")
+        self.problem, self.fetch = problem, fetch
+
+    def fallback_note(self) -> str:
+        """The one line that says why the demo runs with random weights, and how to get the real ones."""
+        return (
+            f"{self.problem}: the demo runs the whole node with RANDOM WEIGHTS (every part works, the masks are "
+            f"noise); `{self.fetch}` fetches them once; --require-weights exits instead"
+        )
+
+
 def ensure_weights(options: ModelOptions) -> ModelOptions:
     """The options with a hub checkpoint resolved to the cached file (downloaded first when online).
 
-    Before any node starts: no weights and no way to get them is one error line saying what to do.
+    Before any node starts: no weights and no way to get them is ``WeightsUnavailable``, one line saying what to do.
     """
     checkpoint = options.checkpoint.strip()
     if options.random_weights or not (checkpoint == HUB_CHECKPOINT or checkpoint.startswith("hf://")):
@@ -98,6 +133,7 @@ def ensure_weights(options: ModelOptions) -> ModelOptions:
     location, parsed_revision = parse_hub_source(checkpoint, default)
     revision = options.revision or parsed_revision
     hint = fetch_hint(location.repo_id, location.filename, location.url)
+    fetch = download_command(location.repo_id, location.filename)
     what = f"the weights of {options.model_name} ({location.repo_id}/{location.filename})"
     cached = cached_checkpoint(location.repo_id, location.filename, revision, options.cache_dir)
     if cached is not None:
@@ -107,12 +143,12 @@ def ensure_weights(options: ModelOptions) -> ModelOptions:
     unreachable = None if offline else hub_unreachable()
     if offline or unreachable:
         why = "offline mode" if offline else f"the hub is unreachable: {unreachable}"
-        raise RuntimeError(f"{what} are not in the Hugging Face cache ({why}); {hint}")
+        raise WeightsUnavailable(f"{what} are not in the Hugging Face cache ({why})", hint, fetch)
     log.info("downloading %s (once, into the Hugging Face cache) ...", what)
     try:
         path = download_from_hub(location, revision, options.cache_dir, offline=False)
     except CheckpointError as exc:
-        raise RuntimeError(f"{what} could not be downloaded ({str(exc).splitlines()[0]}); {hint}") from None
+        raise WeightsUnavailable(f"{what} could not be downloaded ({str(exc).splitlines()[0]})", hint, fetch) from None
     return replace(options, checkpoint=str(path))
 
 
@@ -324,10 +360,11 @@ def run_session(options: ModelOptions, given: List[str], args: argparse.Namespac
             if not hasattr(session.subscriptions[0], "get_publisher_count"):
                 time.sleep(GRAPH_SETTLE_SEC)  # Humble: seen in the graph, the match follows shortly
             if args.camera:
-                log.info("segmenting %d frames of %s", args.frames, camera)
-                wait_with_progress(lambda: len(session.completed()) >= args.frames, process, args.timeout,
-                                   f"{args.frames} segmented frames of {camera}")  # fmt: skip
-                stamps = session.completed()[: args.frames]
+                count = args.frames or CAMERA_FRAMES
+                log.info("segmenting %d frames of %s", count, camera)
+                wait_with_progress(lambda: len(session.completed()) >= count, process, args.timeout,
+                                   f"{count} segmented frames of {camera}")  # fmt: skip
+                stamps = session.completed()[:count]
                 names = [f"frame_{i:03d}" for i in range(len(stamps))]
             else:
                 stamps, names = [], []
@@ -348,8 +385,9 @@ def run_session(options: ModelOptions, given: List[str], args: argparse.Namespac
 # ------------------------------------------------------------------------------------------ the results
 
 
-def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], out: Path,
-                  lockstep: bool) -> Dict[str, object]:  # fmt: skip
+def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], out: Path, lockstep: bool,
+                  weights_note: Optional[str] = None) -> Dict[str, object]:  # fmt: skip
+    """The contact sheet, overlays, class-share table and summary; ``weights_note``: why the weights are random."""
     from ..ros_contract.image_codec import decode_image
 
     demo_frames_: List[DemoFrame] = []
@@ -369,16 +407,17 @@ def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], 
         done_sec.append(frame.done_ns / 1e9)
     rows = class_shares(counts.tolist(), ignored)
     timing = timing_summary(latencies_ms, done_sec, inference_ms)
-    note = (
-        f"device {device_label(options.device)} | {len(collected)} frames | {timing['fps']:.2f} frames/s"
-        if timing["fps"]
-        else ""
-    )
-    sheet = contact_sheet(demo_frames_, options.model_name, options.random_weights, note)
+    size = f"inference size {options.img_scale[0]}x{options.img_scale[1]}"
+    rate = f" | {timing['fps']:.2f} frames/s" if timing["fps"] else ""
+    note = f"device {device_label(options.device)} | {size} | {len(collected)} frames{rate}"
+    sheet = contact_sheet(demo_frames_, options.model_name, options.random_weights, note, legend_entries(rows))
     write_png(out / "contact_sheet.png", sheet)
     write_atomic(out / "class_shares.csv", shares_csv(rows).encode())
     summary = {
         "model": options.describe(),
+        "random_weights": options.random_weights,
+        "random_weights_reason": weights_note or ("--checkpoint none" if options.random_weights else None),
+        "device": device_label(options.device),
         "frames": [name for name, _ in collected],
         "timing": timing,
         "timing_mode": "one frame at a time (each sent when the previous one's outputs arrived)" if lockstep
@@ -390,7 +429,8 @@ def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], 
     print(format_shares(rows))
     print(format_timing(timing, "one frame at a time" if lockstep else "live camera"))
     if options.random_weights:
-        print("RANDOM WEIGHTS (--checkpoint none): the pipeline ran, the segmentation is meaningless")
+        why = "the released weights could not be had" if weights_note else "--checkpoint none"
+        print(f"RANDOM WEIGHTS ({why}): the pipeline ran, the segmentation is meaningless")
     print(f"contact sheet: {out / 'contact_sheet.png'}; overlays: {out / 'overlay'}; table: "
           f"{out / 'class_shares.csv'}; figures: {out / 'summary.json'}")  # fmt: skip
     return summary
@@ -408,7 +448,16 @@ def run_demo(args: argparse.Namespace) -> int:
             raise ValueError(f"--camera {args.camera}: {why}")
     if not args.timeout > 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
-    options = ensure_weights(options)
+    weights_note = None
+    try:
+        options = ensure_weights(options)
+    except WeightsUnavailable as exc:
+        if args.require_weights:
+            raise
+        weights_note = exc.fallback_note()
+        log.warning("%s", weights_note)
+        options = replace(options, checkpoint=NO_CHECKPOINT)
+    options, given, frames = fit_to_device(options, given, frames, args)
     from ..harness.ros import require_rclpy
 
     require_rclpy()
@@ -419,5 +468,32 @@ def run_demo(args: argparse.Namespace) -> int:
                            "`bash scripts/setup.sh --ros` (or scripts/build_msgs.sh)") from None  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     collected = run_session(options, given, args, frames)
-    write_results(options, collected, args.out, lockstep=args.camera is None)
+    write_results(options, collected, args.out, lockstep=args.camera is None, weights_note=weights_note)
     return 0
+
+
+Frames = List[Tuple[str, np.ndarray]]
+
+
+def fit_to_device(
+    options: ModelOptions, given: List[str], frames: Frames, args: argparse.Namespace
+) -> Tuple[ModelOptions, List[str], Frames]:
+    """The inference size and frames the demo runs: on a CPU, unless given, ``CPU_IMG_SCALE`` and the first
+    ``CPU_FRAMES`` frames (a minute rather than ten); says what it chose."""
+    if args.frames and not args.camera:
+        frames = frames[: args.frames]
+    if device_label(options.device) != "cpu":
+        return options, given, frames
+    chosen = []
+    if "img_scale" not in given:
+        options, given = replace(options, img_scale=CPU_IMG_SCALE), [*given, "img_scale"]
+        chosen.append(f"inference size {CPU_IMG_SCALE[0]}x{CPU_IMG_SCALE[1]} (--img-scale)")
+    if not args.camera and not args.frames and len(frames) > CPU_FRAMES:
+        chosen.append(f"the first {CPU_FRAMES} of {len(frames)} frames (--frames)")
+        frames = frames[:CPU_FRAMES]
+    if chosen:
+        log.info(
+            "on the CPU the demo runs with %s (T: about a minute on two cores; the larger models take longer)",
+            " and ".join(chosen),
+        )
+    return options, given, frames

@@ -1,8 +1,10 @@
 """What ``cityscapes-seg demo`` makes of the node's outputs: the contact sheet, the class-share table, timings.
 
 No ROS here: the frames come in as numpy images. The contact sheet has a title band (the model; "RANDOM
-WEIGHTS" in red when the weights are random) and one row per frame: input | colour | overlay, each tile
-``TILE_WIDTH`` pixels wide with the frame's aspect ratio, separated by ``GAP`` pixels.
+WEIGHTS" in red when the weights are random), one row per frame: input | colour | overlay, each tile
+``TILE_WIDTH`` pixels wide with the frame's aspect ratio, separated by ``GAP`` pixels, and under them a legend:
+the classes that appear, largest share first, each a swatch of its palette colour, its name and share (then
+the ignored pixels, black).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..labels import NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES
+from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES, TRAIN_ID_PALETTE
 
 TILE_WIDTH = 384
 GAP = 4
@@ -22,6 +24,9 @@ TITLE_HEIGHT = 68  # model name, the note, then the column titles on their own l
 COLUMN_TITLES = ("input", "colour (black: ignore)", "overlay")
 BACKGROUND = (32, 32, 32)  # BGR
 IGNORE_ROW = "ignore (255)"
+LEGEND_ITEM_WIDTH = 3 * TILE_WIDTH // 8 + GAP // 2  # eight classes to a legend line
+LEGEND_LINE_HEIGHT = 22
+SWATCH = 14
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,15 @@ def tile_origin(frame_shapes: Sequence[Tuple[int, ...]], row: int, column: int) 
     return GAP + column * (TILE_WIDTH + GAP), y
 
 
-def contact_sheet(frames: Sequence[DemoFrame], model: str, random_weights: bool, note: str = "") -> np.ndarray:
-    """The BGR contact sheet: a title band, then input | colour | overlay per frame."""
+def contact_sheet(
+    frames: Sequence[DemoFrame],
+    model: str,
+    random_weights: bool,
+    note: str = "",
+    legend: Sequence[Tuple[int, float]] = (),
+) -> np.ndarray:
+    """The BGR contact sheet: a title band, input | colour | overlay per frame, then the ``legend`` band (train id,
+    percent) when one is given."""
     if not frames:
         raise ValueError("no frames to put on the contact sheet")
     shapes = [frame.input_bgr.shape for frame in frames]
@@ -70,7 +82,34 @@ def contact_sheet(frames: Sequence[DemoFrame], model: str, random_weights: bool,
             interpolation = cv2.INTER_NEAREST if column == 1 else cv2.INTER_AREA
             sheet[y : y + size[1], x : x + size[0]] = cv2.resize(tile, size, interpolation=interpolation)
         _text(sheet, frame.name, tile_origin(shapes, row, 0), 0.45, (255, 255, 255))
-    return sheet
+    return np.vstack([sheet, legend_band(width, legend)]) if legend else sheet
+
+
+def legend_band(width: int, entries: Sequence[Tuple[int, float]]) -> np.ndarray:
+    """A band ``width`` wide: per (train id, percent) a swatch of the class's palette colour, its name and share."""
+    per_line = max(1, (width - GAP) // LEGEND_ITEM_WIDTH)
+    lines = (len(entries) + per_line - 1) // per_line
+    band = np.full((lines * LEGEND_LINE_HEIGHT + GAP, width, 3), BACKGROUND, np.uint8)
+    for index, (train_id, percent) in enumerate(entries):
+        x = GAP + (index % per_line) * LEGEND_ITEM_WIDTH
+        y = GAP + (index // per_line) * LEGEND_LINE_HEIGHT
+        ignore = train_id == IGNORE_TRAIN_ID
+        colour = (0, 0, 0) if ignore else tuple(int(v) for v in TRAIN_ID_PALETTE[train_id][::-1])  # RGB palette
+        band[y : y + SWATCH, x : x + SWATCH] = colour
+        cv2.rectangle(band, (x, y), (x + SWATCH - 1, y + SWATCH - 1), (200, 200, 200), 1)
+        name = "ignore" if ignore else TRAIN_CLASS_NAMES[train_id]
+        label = f"{name} {percent:.1f}%" if percent >= 0.1 else name
+        origin = (x + SWATCH + 5, y + SWATCH - 2)
+        cv2.putText(band, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
+    return band
+
+
+def legend_entries(rows: Sequence[Tuple[str, int, float]]) -> List[Tuple[int, float]]:
+    """(train id, percent) of the classes with pixels in ``class_shares`` rows, largest share first, then
+    (255, percent) of the ignored pixels when there are any."""
+    present = [(train_id, row[2]) for train_id, row in enumerate(rows[:NUM_TRAIN_CLASSES]) if row[1] > 0]
+    ignored = [(IGNORE_TRAIN_ID, row[2]) for row in rows[NUM_TRAIN_CLASSES:] if row[1] > 0]
+    return sorted(present, key=lambda entry: -entry[1]) + ignored
 
 
 def _title(sheet: np.ndarray, model: str, random_weights: bool, note: str) -> None:
@@ -78,6 +117,10 @@ def _title(sheet: np.ndarray, model: str, random_weights: bool, note: str) -> No
     if random_weights:
         cv2.putText(sheet, "RANDOM WEIGHTS", (sheet.shape[1] - 250, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.75,
                     (40, 40, 255), 2, cv2.LINE_AA)  # fmt: skip
+        origin = (sheet.shape[1] - 250, 40)
+        cv2.putText(
+            sheet, "the masks mean nothing", origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 255), 1, cv2.LINE_AA
+        )
     if note:
         cv2.putText(sheet, note, (GAP + 4, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 200, 200), 1, cv2.LINE_AA)
     for column, title in enumerate(COLUMN_TITLES):

@@ -37,16 +37,25 @@ except ImportError:  # Humble (rclpy 3.3): the module was renamed in Iron
     from rclpy.qos_event import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..msg import ClassStat as ClassStatMsg
 from ..msg import ClassStatistics
-from ..ros_contract.image_codec import BadImageError, image_msg_to_bgr, to_image_msg
+from ..ros_contract.image_codec import (
+    COMPRESSIBLE_ENCODINGS,
+    BadImageError,
+    check_header,
+    image_msg_to_bgr,
+    to_compressed_msg,
+    to_image_msg,
+)
 from ..ros_contract.topics import (
     COLOR_ENCODING,
     IMAGE_OUTPUTS,
     LABELS_ENCODING,
     camera_info_topic,
+    compressed_topic,
     input_topic,
     label_info_topic,
     output_topic,
@@ -56,9 +65,23 @@ from ..segmenter import build_predictor
 from .label_info import LABEL_INFO_QOS, LabelInfo, label_info_message
 from .params import SPECS, NodeSettings, ParameterError, declare_parameters, problem
 from .pipeline import DevicePredictor, FrameProcessor, FrameResult, batch_groups
-from .statistics import BatchSizeWindow, CameraCounters, LatencyWindow, class_stats, ignored_count
+from .statistics import (
+    BatchSizeWindow,
+    CameraCounters,
+    LatencyWindow,
+    RecentEvents,
+    SequenceGaps,
+    camera_health,
+    class_stats,
+    ignored_count,
+)
 
 NODE_NAME = "cityscapes_seg_node"
+# rclpy hands a two-argument callback the message's MessageInfo (publication sequence numbers); Humble's does not.
+CALLBACKS_TAKE_MESSAGE_INFO = getattr(Subscription, "CallbackType", None) is not None
+JPEG_OUTPUTS = ("color", "overlay")  # photographs: JPEG; labels and confidence values: PNG, lossless
+RECENT_KINDS = ("received", "dropped", "lost", "bad_input", "failed")
+DIAGNOSTIC_LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "STALE": DiagnosticStatus.STALE}
 
 
 def load_predictor(settings: NodeSettings) -> DevicePredictor:
@@ -87,6 +110,9 @@ class Camera:
         self.counters = CameraCounters()
         self.latency = LatencyWindow()
         self.batch_sizes = BatchSizeWindow()
+        self.recent = RecentEvents(settings.health_window_s)
+        self.sequence_gaps = SequenceGaps()
+        self.last_frame_at: Optional[float] = None  # monotonic; before the first frame, when subscribed
         self.pending: Optional[tuple[Any, float]] = None  # (message, monotonic receive time)
         self.camera_info: Optional[CameraInfo] = None
         self.last_statistics_at = -float("inf")
@@ -100,6 +126,11 @@ class Camera:
         topic = self.image_topic
         self.publishers = {
             kind: node.create_publisher(Image, output_topic(topic, kind), output_qos) for kind in IMAGE_OUTPUTS
+        }
+        # image_transport's compressed form of each image output, made only while someone subscribes to it.
+        self.compressed_publishers = {
+            kind: node.create_publisher(CompressedImage, compressed_topic(output_topic(topic, kind)), output_qos)
+            for kind in IMAGE_OUTPUTS
         }
         self.publishers["statistics"] = node.create_publisher(
             ClassStatistics, output_topic(topic, "statistics"), output_qos
@@ -120,8 +151,10 @@ class Camera:
         )  # fmt: skip
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         message_type = CompressedImage if settings.input_transport == "compressed" else Image
+        on_image = self._on_image_with_info if CALLBACKS_TAKE_MESSAGE_INFO else self._on_image
+        self.last_frame_at = time.monotonic()
         self.subscriptions = [
-            self._node.create_subscription(message_type, self.input_topic, self._on_image, input_qos,
+            self._node.create_subscription(message_type, self.input_topic, on_image, input_qos,
                                            event_callbacks=events),
             self._node.create_subscription(CameraInfo, camera_info_topic(self.image_topic), self._on_camera_info,
                                            input_qos),
@@ -137,24 +170,52 @@ class Camera:
 
     def destroy(self) -> None:
         self.unsubscribe()
-        for publisher in [*self.publishers.values(), self.label_info_publisher]:
+        for publisher in [*self.publishers.values(), *self.compressed_publishers.values(), self.label_info_publisher]:
             if publisher is not None:
                 self._node.destroy_publisher(publisher)
-        self.publishers = {}
+        self.publishers, self.compressed_publishers = {}, {}
         self.label_info_publisher = None
 
     def publish_label_info(self, stamp: Any) -> None:
         if self.label_info_publisher is not None:
             self.label_info_publisher.publish(label_info_message(stamp))
 
+    def _on_image_with_info(self, msg: Any, info: Any) -> None:
+        lost = self.sequence_gaps.lost(info)
+        if lost:
+            self.counters.lost += lost
+            self.recent.add("lost", lost)
+        self._on_image(msg)
+
     def _on_image(self, msg: Any) -> None:
-        """Executor thread: keep only the newest frame; the worker takes it."""
+        """Executor thread: a frame whose header is bad is counted as bad here (never dropped unseen); of the
+        others only the newest is kept, for the worker to take."""
+        now = time.monotonic()
+        self.last_frame_at = now
+        self.recent.add("received", now=now)
+        try:
+            check_header(msg, self._node.settings.max_pixels)
+        except BadImageError as exc:
+            self.counters.received += 1
+            self.record_bad_input(exc)
+            return
         with self._node.frames_ready:
             self.counters.received += 1
             if self.pending is not None:
                 self.counters.dropped += 1
-            self.pending = (msg, time.monotonic())
+                self.recent.add("dropped", now=now)
+            self.pending = (msg, now)
             self._node.frames_ready.notify()
+
+    def record_bad_input(self, exc: BadImageError) -> None:
+        self.counters.add_bad_input(exc.kind)
+        self.recent.add("bad_input")
+        self._node.log_throttled(self, exc.kind, f"{self.input_topic}: bad input image dropped: {exc}")
+
+    def record_failure(self, kind: str, text: str) -> None:
+        self.counters.failed += 1
+        self.recent.add("failed")
+        self._node.log_throttled(self, kind, text)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
@@ -170,11 +231,16 @@ class Camera:
         return frame
 
     def wanted_outputs(self, settings: NodeSettings) -> Set[str]:
-        """Enabled outputs, less those nobody subscribes to (with skip_unsubscribed; statistics included)."""
+        """Enabled outputs, less those nobody subscribes to, raw or compressed (with skip_unsubscribed; statistics
+        included)."""
         wanted = set(settings.outputs)
         if settings.skip_unsubscribed:
-            wanted = {kind for kind in wanted if self.publishers[kind].get_subscription_count() > 0}
+            wanted = {kind for kind in wanted if self.subscribed(kind) or self.subscribed(kind, compressed=True)}
         return wanted
+
+    def subscribed(self, kind: str, compressed: bool = False) -> bool:
+        publisher = (self.compressed_publishers if compressed else self.publishers).get(kind)
+        return publisher is not None and publisher.get_subscription_count() > 0
 
 
 PredictorLoader = Callable[[NodeSettings], DevicePredictor]
@@ -333,10 +399,10 @@ class SegmentationCore:
                 if self._stopping or not rclpy.ok(context=self.context):
                     return
                 for frame in frames:
-                    frame.camera.counters.failed += 1
-                    self.log_throttled(frame.camera, "failure",
-                                       f"{frame.camera.input_topic}: frame failed: {type(exc).__name__}: {exc}"
-                                       f"{raised_at(exc)}")  # fmt: skip
+                    frame.camera.record_failure(
+                        "failure",
+                        f"{frame.camera.input_topic}: frame failed: {type(exc).__name__}: {exc}{raised_at(exc)}",
+                    )
 
     def process_frames(self, frames: List[TakenFrame]) -> None:
         """Convert the taken frames, segment those of one size together and publish each with its own header."""
@@ -350,10 +416,7 @@ class SegmentationCore:
                 )
             except (RuntimeError, ValueError, MemoryError) as exc:  # out of memory included
                 for frame in batch:
-                    frame.camera.counters.failed += 1
-                    self.log_throttled(
-                        frame.camera, "inference", f"{frame.camera.input_topic}: segmentation failed: {exc}"
-                    )
+                    frame.camera.record_failure("inference", f"{frame.camera.input_topic}: segmentation failed: {exc}")
                 continue
             for frame, result in zip(batch, results):
                 camera = frame.camera
@@ -375,9 +438,8 @@ class SegmentationCore:
             start = time.perf_counter()
             frame.image = image_msg_to_bgr(frame.msg, settings.max_pixels)
             frame.convert_ms = (time.perf_counter() - start) * 1e3
-        except BadImageError as exc:
-            camera.counters.add_bad_input(exc.kind)
-            self.log_throttled(camera, exc.kind, f"{camera.input_topic}: bad input image dropped: {exc}")
+        except BadImageError as exc:  # what the header does not tell: a corrupt JPEG or PNG
+            camera.record_bad_input(exc)
             return False
         return True
 
@@ -385,17 +447,17 @@ class SegmentationCore:
                         wanted: Set[str], settings: NodeSettings) -> None:  # fmt: skip
         pubs = camera.publishers
         if "labels" in wanted:
-            pubs["labels"].publish(to_image_msg(result.train_ids, LABELS_ENCODING, header))
+            self.publish_image(camera, "labels", result.train_ids, LABELS_ENCODING, header, settings)
         if result.color is not None:
-            pubs["color"].publish(to_image_msg(result.color, COLOR_ENCODING, header))
+            self.publish_image(camera, "color", result.color, COLOR_ENCODING, header, settings)
         if result.overlay is not None:
-            pubs["overlay"].publish(to_image_msg(result.overlay, COLOR_ENCODING, header))
+            self.publish_image(camera, "overlay", result.overlay, COLOR_ENCODING, header, settings)
         if result.confidence is not None:
             if settings.confidence_encoding == "32FC1":
-                pubs["confidence"].publish(to_image_msg(result.confidence.astype(np.float32), "32FC1", header))
+                confidence = result.confidence.astype(np.float32)
             else:
-                scaled = np.clip(result.confidence * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                pubs["confidence"].publish(to_image_msg(scaled, "mono8", header))
+                confidence = np.clip(result.confidence * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            self.publish_image(camera, "confidence", confidence, settings.confidence_encoding, header, settings)
         now = time.monotonic()
         due = settings.statistics_rate == 0 or now - camera.last_statistics_at >= 1.0 / settings.statistics_rate
         if "statistics" in wanted and due:
@@ -405,6 +467,18 @@ class SegmentationCore:
         if "camera_info" in wanted and info is not None:
             info.header = header
             pubs["camera_info"].publish(info)
+
+    def publish_image(
+        self, camera: Camera, kind: str, image: np.ndarray, encoding: str, header: Any, settings: NodeSettings
+    ) -> None:
+        """The raw image (unless skip_unsubscribed and only its compressed form has subscribers) and, while
+        subscribed, ``<topic>/compressed``: PNG for the labels and the mono8 confidence (lossless), JPEG of
+        ``jpeg_quality`` for colour and overlay; 32FC1 has no compressed form."""
+        if not settings.skip_unsubscribed or camera.subscribed(kind):
+            camera.publishers[kind].publish(to_image_msg(image, encoding, header))
+        if camera.subscribed(kind, compressed=True) and encoding in COMPRESSIBLE_ENCODINGS:
+            quality = settings.jpeg_quality if kind in JPEG_OUTPUTS else None
+            camera.compressed_publishers[kind].publish(to_compressed_msg(image, encoding, header, quality))
 
     def statistics_message(
         self, header: Any, size: tuple, result: FrameResult, settings: NodeSettings
@@ -445,38 +519,46 @@ class SegmentationCore:
         self.diagnostics_publisher.publish(array)
 
     def _camera_status(self, camera: Camera) -> DiagnosticStatus:
-        c = camera.counters
+        c, settings = camera.counters, self.settings
+        now = time.monotonic()
+        camera.recent.window_s = settings.health_window_s
+        recent = camera.recent.counts(now)
+        silent_s = now - camera.last_frame_at if camera.last_frame_at is not None else 0.0
+        if camera.sequence_gaps.known or not c.received:
+            lost = str(c.lost)
+        else:
+            lost = "n/a (the middleware gives no publication sequence numbers)"
         values = {
             "input_topic": camera.input_topic,
             "model": self.model_name,
             "device": str(self.predictor.device) if self.predictor is not None else "",
-            "precision": self.settings.precision,
+            "precision": settings.precision,
             "dcnv3_backend": self.dcnv3_backend,
             "fps": f"{camera.latency.fps():.2f}",
+            "input_fps": f"{recent.get('received', 0) / camera.recent.window_s:.2f}",
             "latency_p50_ms": f"{camera.latency.percentile_ms(50):.1f}",
             "latency_p95_ms": f"{camera.latency.percentile_ms(95):.1f}",
+            "seconds_since_last_frame": f"{silent_s:.1f}",
             "received": str(c.received),
             "processed": str(c.processed),
             "dropped": str(c.dropped),
+            "lost": lost,
             "bad_inputs": str(c.bad_inputs),
             "failed": str(c.failed),
             "skipped_unsubscribed": str(c.skipped_unsubscribed),
+            "recent_window_s": f"{camera.recent.window_s:g}",
+            **{f"recent_{kind}": str(recent.get(kind, 0)) for kind in RECENT_KINDS},
             "batch_size_mean": f"{camera.batch_sizes.mean():.2f}",
             "batch_size_max": str(camera.batch_sizes.largest()),
             "cuda_graphs": self._graphs_state(),
         }
         values.update({f"bad_inputs.{kind}": str(n) for kind, n in sorted(c.bad_input_kinds.items())})
-        healthy = not (c.bad_inputs or c.failed)
-        level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN  # bytes: b"\x00" is truthy, so not tested
-        if not healthy:
-            message = "bad inputs or failures seen"
-        elif not self.serving:
-            message = "inactive"
-        else:
-            message = "segmenting" if c.processed else "waiting for images"
+        window_s = camera.recent.window_s
+        health = camera_health(self.serving, c.processed, silent_s, settings.frame_timeout_s, recent, window_s)
         return DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: {camera.input_topic}", message=message,
-            hardware_id=values["device"], values=[KeyValue(key=k, value=v) for k, v in values.items()],
+            level=DIAGNOSTIC_LEVELS[health.level], name=f"{self.get_name()}: {camera.input_topic}",
+            message=health.message, hardware_id=values["device"],
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )  # fmt: skip
 
     def _graphs_state(self) -> str:

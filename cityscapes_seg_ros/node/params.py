@@ -166,6 +166,14 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   value_range=(0.1, 100.0)),
     ParameterSpec("log_throttle_s", 5.0, "at most one error log per problem kind and camera in this many seconds",
                   value_range=(0.0, 3600.0), runtime=True),
+    ParameterSpec("frame_timeout_s", 3.0,
+                  "a camera without a frame for this long is WARN on /diagnostics, for twice as long STALE",
+                  value_range=(0.1, 3600.0), runtime=True),
+    ParameterSpec("health_window_s", 10.0,
+                  "the window of the recent_* figures on /diagnostics: a camera is WARN while it holds bad inputs "
+                  "or failures, and OK again after this long of good frames", value_range=(1.0, 3600.0), runtime=True),
+    ParameterSpec("jpeg_quality", 90, "JPEG quality (1-100) of the color and overlay <topic>/compressed outputs",
+                  value_range=(1, 100), runtime=True),
 )  # fmt: skip
 
 SPECS: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -200,6 +208,9 @@ class NodeSettings:
     max_pixels: int
     diagnostics_rate: float
     log_throttle_s: float
+    frame_timeout_s: float
+    health_window_s: float
+    jpeg_quality: int
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeSettings:

@@ -8,7 +8,9 @@ and plain namespaces all work; ``to_image_msg`` imports sensor_msgs when it is c
 * ``decode_image``: any supported message -> its pixels as stored (colour in BGR order, mono as ``[H, W]``,
   16-bit kept), e.g. ground-truth label and instance ids;
 * ``to_bgr8``: those pixels -> the 8-bit BGR the model reads (16 bit divided by 256 as cv_bridge does);
-* ``image_fields`` / ``to_image_msg``: a numpy image -> the Image fields / an rclpy message.
+* ``image_fields`` / ``to_image_msg``: a numpy image -> the Image fields / an rclpy message;
+* ``compressed_fields`` / ``to_compressed_msg``: a numpy image -> PNG or JPEG as image_transport's compressed
+  plugin writes it (``format`` such as ``rgb8; jpeg compressed bgr8``) / an rclpy CompressedImage.
 
 Every problem with an input raises ``BadImageError`` naming it; its ``kind`` classifies it for the node's
 counters.
@@ -70,19 +72,32 @@ def is_compressed(msg: Any) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
-def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An Image or CompressedImage -> pixels as stored: ``[H, W, 3]`` BGR or ``[H, W]`` mono, 8 or 16 bit.
+def check_header(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """The cheap checks, no pixel touched: encoding (or compressed format), size, step, data length.
 
-    For a raw image in BGR or mono order without row padding the result is a view of ``msg.data``.
+    Raises ``BadImageError`` for what ``decode_image`` would refuse before decoding; a compressed image can still
+    turn out corrupt when it is decoded.
     """
     if is_compressed(msg):
-        return _decode_compressed(msg, max_pixels)
+        data = np.frombuffer(msg.data, dtype=np.uint8)
+        if data.size == 0:
+            raise BadImageError("empty", f"empty compressed image (format {msg.format!r})")
+        kind = _compressed_kind(data)
+        if kind is None:
+            raise BadImageError(
+                "unsupported_encoding",
+                f"compressed image is neither JPEG nor PNG (format {msg.format!r}, {data.size} bytes)",
+            )
+        width, height = _compressed_size(data, kind)
+        if width is not None and height is not None:
+            check_size(height, width, max_pixels)
+        return
     encoding = str(msg.encoding)
     if encoding not in INPUT_ENCODINGS:
         raise BadImageError(
             "unsupported_encoding", f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
-    channels, dtype, conversion = INPUT_ENCODINGS[encoding]
+    channels, dtype, _ = INPUT_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     check_size(height, width, max_pixels)
     row_bytes = width * channels * dtype.itemsize
@@ -94,13 +109,25 @@ def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise BadImageError(
             "bad_step", f"step {step} is not a multiple of the {dtype.itemsize}-byte channel size ({encoding})"
         )
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
+    size = len(msg.data)
+    if size != step * height:
         raise BadImageError(
-            "size_mismatch",
-            f"data holds {data.size} bytes, expected step * height = {step} * {height} = {step * height}",
+            "size_mismatch", f"data holds {size} bytes, expected step * height = {step} * {height} = {step * height}"
         )
-    rows = data.reshape(height, step)[:, :row_bytes]
+
+
+def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An Image or CompressedImage -> pixels as stored: ``[H, W, 3]`` BGR or ``[H, W]`` mono, 8 or 16 bit.
+
+    For a raw image in BGR or mono order without row padding the result is a view of ``msg.data``.
+    """
+    check_header(msg, max_pixels)
+    if is_compressed(msg):
+        return _decode_compressed(msg, max_pixels)
+    channels, dtype, conversion = INPUT_ENCODINGS[str(msg.encoding)]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
     if dtype.itemsize > 1:
         stored = dtype.newbyteorder(">" if msg.is_bigendian else "<")
         rows = np.ascontiguousarray(rows).view(stored).astype(dtype, copy=False)
@@ -127,19 +154,9 @@ def image_msg_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
 
 def _decode_compressed(msg: Any, max_pixels: int) -> np.ndarray:
-    """JPEG or PNG, as image_transport's compressed plugin writes them; the size is checked before decoding."""
+    """JPEG or PNG, as image_transport's compressed plugin writes them (``check_header`` has checked the size)."""
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size == 0:
-        raise BadImageError("empty", f"empty compressed image (format {msg.format!r})")
     kind = _compressed_kind(data)
-    if kind is None:
-        raise BadImageError(
-            "unsupported_encoding",
-            f"compressed image is neither JPEG nor PNG (format {msg.format!r}, {data.size} bytes)",
-        )
-    width, height = _compressed_size(data, kind)
-    if width is not None and height is not None:
-        check_size(height, width, max_pixels)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
@@ -219,17 +236,62 @@ def to_image_msg(image: np.ndarray, encoding: str, header: Any = None) -> Any:
     from sensor_msgs.msg import Image
 
     fields = image_fields(image, encoding)
-    # rclpy holds uint8[] as array('B'); filled with one copy, and check_fields=True keeps it as given
-    # (without it the setter copies it element-wise again).
-    data = array.array("B")
-    data.frombytes(fields.pop("data").data)
-    try:
-        msg = Image(check_fields=True)
-    except (TypeError, AssertionError):  # Humble's generated messages take no check_fields
-        msg = Image()
-    if header is not None:
-        msg.header = header
+    data = _byte_array(fields.pop("data"))
+    msg = _message(Image, header)
     for name, value in fields.items():
         setattr(msg, name, value)
     msg.data = data
+    return msg
+
+
+def _byte_array(data: np.ndarray) -> array.array:
+    """rclpy holds uint8[] as array('B'): filled with one copy (a message made with check_fields=True keeps it as
+    given; without it the setter copies it element-wise again)."""
+    held = array.array("B")
+    held.frombytes(data.data)
+    return held
+
+
+def _message(message_class: Any, header: Any) -> Any:
+    try:
+        msg = message_class(check_fields=True)
+    except (TypeError, AssertionError):  # Humble's generated messages take no check_fields
+        msg = message_class()
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+# Encodings that image_transport's compressed plugin takes (8 bit; 32FC1 confidence has no compressed form).
+COMPRESSIBLE_ENCODINGS = ("mono8", "rgb8", "bgr8")
+
+
+def compressed_fields(image: np.ndarray, encoding: str, jpeg_quality: Optional[int] = None) -> Dict[str, Any]:
+    """The CompressedImage fields (format, data) of a numpy image in ``encoding``: PNG, lossless (label ids
+    survive), when ``jpeg_quality`` is None, else JPEG of that quality (1-100). Colour is stored in BGR order,
+    as image_transport's compressed plugin stores it and names it in ``format``."""
+    if encoding not in COMPRESSIBLE_ENCODINGS:
+        raise ValueError(f"cannot compress encoding {encoding!r}; expected one of {', '.join(COMPRESSIBLE_ENCODINGS)}")
+    image_fields(image, encoding)  # the same checks of dtype and channels
+    stored = "mono8" if encoding == "mono8" else "bgr8"
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if encoding == "rgb8" else image
+    if jpeg_quality is None:
+        ok, data = cv2.imencode(".png", pixels)
+        kind = "png"
+    else:
+        ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        kind = "jpeg"
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} {encoding} image as {kind}")
+    return {"format": f"{encoding}; {kind} compressed {stored}", "data": data.reshape(-1)}
+
+
+def to_compressed_msg(image: np.ndarray, encoding: str, header: Any = None, jpeg_quality: Optional[int] = None) -> Any:
+    """A numpy image -> sensor_msgs/CompressedImage (rclpy) with ``header``; PNG, or JPEG with ``jpeg_quality``."""
+    from sensor_msgs.msg import CompressedImage
+
+    fields = compressed_fields(image, encoding, jpeg_quality)
+    msg = _message(CompressedImage, header)
+    msg.format = fields["format"]
+    msg.data = _byte_array(fields["data"])
     return msg
