@@ -102,9 +102,10 @@ class ModelOptions:
         record["img_scale"] = list(self.img_scale)
         return record
 
-    def describe(self) -> Dict[str, str]:
-        """For reports and logs; says loudly when the weights are random."""
-        about = {key: str(value) for key, value in self.identity().items()}
+    def describe(self) -> Dict[str, Optional[str]]:
+        """For reports and logs (an unset value is None: JSON null, not "None"); says loudly when the weights
+        are random."""
+        about = {key: None if value is None else str(value) for key, value in self.identity().items()}
         if self.random_weights:
             about["checkpoint"] = RANDOM_WEIGHTS_NOTE
         return about

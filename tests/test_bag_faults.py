@@ -70,6 +70,7 @@ def test_a_frame_with_an_unknown_encoding_is_a_named_bad_frame_and_the_rest_are_
     assert [(bad["stamp_ns"], "foo" in bad["reason"]) for bad in report["bad_frames"]] == [(stamps[1], True)]
     assert any(str(stamps[1]) in problem and "bad frame" in problem for problem in report["problems"])
     assert report["scores"] is not None
+    assert report["model"]["revision"] is None  # JSON null, not the string "None"
 
 
 def corrupt_frame(bag: Path, index: int) -> None:

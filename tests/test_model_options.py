@@ -125,6 +125,15 @@ def test_random_weights_are_the_same_model_every_run_and_leave_the_random_state_
     )
 
 
+def test_unset_values_are_null_in_reports_not_the_string_none():
+    from cityscapes_seg_ros.evaluation.run import RunSettings
+
+    assert ModelOptions(device="cpu").describe()["revision"] is None
+    assert ModelOptions(device="cpu", revision="v1").describe()["revision"] == "v1"
+    settings = RunSettings(split="val", **ModelOptions(device="cpu").identity())
+    assert settings.describe()["revision"] is None and settings.describe()["img_scale"] == "[2048, 1024]"
+
+
 def test_identity_records_files_as_absolute_paths(tiny_model_files, monkeypatch):
     config, checkpoint = tiny_model_files
     monkeypatch.chdir(config.parent)
