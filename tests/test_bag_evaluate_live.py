@@ -168,7 +168,7 @@ def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_fi
     finally:
         if evaluator.poll() is None:
             evaluator.kill()
-    assert evaluator.returncode == 130, "".join(lines) + rest
+    assert evaluator.returncode == 128 + signum, "".join(lines) + rest
     assert gone(pid)
 
 

@@ -1,5 +1,6 @@
 """Checkpoints are untrusted: weights only, loaded strictly, every problem named clearly."""
 
+import os
 import pickle
 
 import pytest
@@ -76,6 +77,23 @@ def test_pickle_with_code_is_refused(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="refused"):
         read_state_dict(path)
     assert "this must never run" not in capsys.readouterr().out
+
+
+class GetCwd:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("payload, named", [(Payload(), "print"), (GetCwd(), "getcwd")], ids=["print", "getcwd"])
+def test_the_refusal_names_the_object_and_never_suggests_the_unsafe_load(tmp_path, payload, named):
+    """torch's own message advises weights_only=False or allowlisting the object: both would run the payload."""
+    path = tmp_path / "evil.pth"
+    torch.save({"meta": {"x": payload}, "state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="refused") as refused:
+        read_state_dict(path)
+    message = str(refused.value)
+    assert named in message
+    assert "False" not in message and "safe_globals" not in message and "allowlist" not in message, message
 
 
 def test_plain_pickle_that_is_not_weights_is_refused(tmp_path):

@@ -1,17 +1,23 @@
 """``cityscapes-seg models`` and ``cityscapes-seg predict`` as a user runs them."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from hostile_images import EXTREME_SHAPES, write_hostile_images
 from released_keys import PUBLISHED_PARAMS_M
 
+from cityscapes_seg_ros.cli.common import run_command
 from cityscapes_seg_ros.cli.main import main
+from cityscapes_seg_ros.harness.interrupts import terminate_as_interrupt
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE, train_ids_to_label_ids
 
 VENV_BIN = Path(sys.executable).parent
@@ -32,6 +38,43 @@ def test_console_script_is_installed():
     result = subprocess.run([str(VENV_BIN / "cityscapes-seg"), "models"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "segformer_internimage_xl_512x1024_160k_mapillary2cityscapes" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["models"], ["models", "--json"], ["doctor", "--json", "--no-benchmark"]], ids=" ".join
+)
+def test_output_into_a_reader_that_stopped_ends_quietly(command):
+    """``cityscapes-seg models | head``: the reader is gone before the first line (as ``head`` is after its
+    lines), so every write meets a closed pipe."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cityscapes_seg_ros.cli.main", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=300) == 128 + signal.SIGPIPE and "Traceback" not in err and "Broken" not in err, err
+
+
+def test_sigterm_exits_143_and_ctrl_c_130_after_the_same_clean_up(capsys):
+    cleaned = []
+
+    def wait_for(signum):
+        def command() -> int:
+            with terminate_as_interrupt():
+                try:
+                    os.kill(os.getpid(), signum)
+                    time.sleep(30)
+                finally:
+                    cleaned.append(signum)
+            return 0
+
+        return command
+
+    assert run_command("cityscapes-seg", wait_for(signal.SIGTERM)) == 143
+    assert capsys.readouterr().err.strip() == "cityscapes-seg: terminated"
+    assert run_command("cityscapes-seg", wait_for(signal.SIGINT)) == 130
+    assert capsys.readouterr().err.strip() == "cityscapes-seg: interrupted"
+    assert cleaned == [signal.SIGTERM, signal.SIGINT]
 
 
 def test_predict_writes_four_pngs_and_skips_bad_inputs(tmp_path, tiny_model_files, caplog):

@@ -1,7 +1,9 @@
 """``cityscapes-seg doctor``: every line's failure branch (probes replaced), and one real run on this machine."""
 
 import importlib
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +152,24 @@ def test_rmw_not_found_or_not_fast_dds(monkeypatch):
     monkeypatch.setattr(doctor, "rmw_library_found", lambda name: f"/opt/ros/lib/lib{name}.so")
     (check,) = doctor.check_rmw()
     assert check.status == "warn" and "tested with Fast DDS" in check.detail
+
+
+def test_an_rmw_that_rcl_cannot_load_is_reported_as_json_not_an_exit_102(tmp_path):
+    """rcl ends the process on ``import rclpy`` when RMW_IMPLEMENTATION names an RMW it cannot load."""
+    pytest.importorskip("rclpy")
+    if importlib.util.find_spec("rmw_cyclonedds_cpp") is not None:
+        pytest.skip("rmw_cyclonedds_cpp is installed here")
+    env = {**os.environ, "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    result = subprocess.run([sys.executable, "-m", "cityscapes_seg_ros.cli.main", "doctor", "--json", "--no-benchmark"],
+                            capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    checks = {c["topic"]: c for c in report["checks"]}
+    assert report["node_can_run"] is False
+    rmw, rclpy = checks["RMW / DDS"], checks["ROS 2 rclpy"]
+    assert rmw["status"] == "missing" and "pip install ros-rmw-cyclonedds-cpp" in rmw["fix"]
+    assert rclpy["status"] == "missing" and "rmw_cyclonedds_cpp" in rclpy["detail"]
+    assert "unset RMW_IMPLEMENTATION" in rclpy["fix"]
 
 
 def test_rmw_found_in_a_ros_prefix(monkeypatch, tmp_path):

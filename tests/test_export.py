@@ -243,6 +243,12 @@ def test_sidecar_describes_the_file_from_the_package_tables(tiny_t, tmp_path):
         (["--size", "64x128", "--batch", "0"], "expected a whole number of at least 1"),
         (["--size", "64x128", "--output", "softmax"], "invalid choice: 'softmax'"),
         (["--size", "64x128", "--precision", "fp16"], "--precision does not apply to export; use --fp16"),
+        (["--size", "100000x100000"], "height 100000 is above the largest supported input edge, 8192"),
+        (["--size", "8192x8192", "--batch", "2"], "2 x 8192 x 8192 is above 67108864 pixels"),
+        (
+            ["--size", "64x128", "--fp16", "--dcnv3", "op", "--verify", "--out", "{tmp}/m.onnx"],
+            "the Python DCNv3 op serves float32 only",
+        ),
     ],
 )
 def test_bad_arguments_are_one_clear_line_and_exit_2(arguments, message, tmp_path, capsys):
@@ -256,6 +262,50 @@ def test_bad_arguments_are_one_clear_line_and_exit_2(arguments, message, tmp_pat
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error:" in error and message.replace("{tmp}", str(tmp_path)) in error
     assert not [path for path in tmp_path.glob("*.onnx") if path.is_file()]
+
+
+def write_pair(folder: Path) -> dict:
+    (folder / "model.onnx").write_bytes(b"the good export")
+    (folder / "model.yaml").write_text("onnx: model.onnx\n")
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_failing_onnx_writer_keeps_the_previous_pair_and_leaves_no_partial_file(tiny_t, tmp_path, monkeypatch):
+    before = write_pair(tmp_path)
+
+    def disk_full(model, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a mod")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export_onnx(tiny_t, tmp_path / "model.onnx", ExportSettings(64, 128), model_name="tiny")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_a_failing_sidecar_writer_keeps_the_previous_pair(tiny_t, tmp_path, monkeypatch):
+    from cityscapes_seg_ros.export import onnx_export
+
+    before = write_pair(tmp_path)
+
+    def fails(path, contents):
+        Path(path).write_text("half")
+        raise RuntimeError("interrupted while writing the sidecar")
+
+    monkeypatch.setattr(onnx_export, "write_sidecar", fails)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        export_onnx(tiny_t, tmp_path / "model.onnx", ExportSettings(64, 128), model_name="tiny")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_an_export_over_a_previous_pair_replaces_both_with_usual_permissions(tiny_t, tmp_path):
+    write_pair(tmp_path)
+    settings, files, _ = export_and_check(tiny_t, tmp_path, height=64, width=128, output="argmax")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx", "model.yaml"]
+    assert read_sidecar(files.sidecar)["output"]["kind"] == "argmax"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (files.onnx.stat().st_mode & 0o777) == 0o666 & ~umask
 
 
 def test_unwritable_output_folder_is_refused_before_the_model_loads(tmp_path, capsys):

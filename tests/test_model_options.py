@@ -96,6 +96,44 @@ def test_random_weights_only_when_asked_and_said_so(tiny_model_files, caplog):
     assert not ModelOptions(model=str(config), device="cpu").random_weights
 
 
+def test_random_weights_are_the_same_model_every_run_and_leave_the_random_state_alone(tiny_model_files):
+    """Two runs (or two torchrun ranks) of --checkpoint none once scored two different random models."""
+    import torch
+
+    from cityscapes_seg_ros.segmenter.options import load_segmentor
+
+    config, _ = tiny_model_files
+    options = ModelOptions(model=str(config), checkpoint="none", device="cpu", dcnv3_backend="torch")
+    torch.manual_seed(1)
+    first = load_segmentor(options).state_dict()
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    torch.rand(7)  # another rank, another history of random draws
+    second = load_segmentor(options).state_dict()
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after)  # the build drew nothing from the caller's generator
+    code = (
+        "from cityscapes_seg_ros.segmenter.options import ModelOptions, load_segmentor; "
+        f"m = load_segmentor(ModelOptions(model=r'{config}', checkpoint='none', device='cpu', dcnv3_backend='torch')); "
+        "print(repr(float(sum(p.detach().double().sum() for p in m.parameters()))))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)  # another process
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == repr(
+        float(sum(p.detach().double().sum() for p in load_segmentor(options).parameters()))
+    )
+
+
+def test_unset_values_are_null_in_reports_not_the_string_none():
+    from cityscapes_seg_ros.evaluation.run import RunSettings
+
+    assert ModelOptions(device="cpu").describe()["revision"] is None
+    assert ModelOptions(device="cpu", revision="v1").describe()["revision"] == "v1"
+    settings = RunSettings(split="val", **ModelOptions(device="cpu").identity())
+    assert settings.describe()["revision"] is None and settings.describe()["img_scale"] == "[2048, 1024]"
+
+
 def test_identity_records_files_as_absolute_paths(tiny_model_files, monkeypatch):
     config, checkpoint = tiny_model_files
     monkeypatch.chdir(config.parent)

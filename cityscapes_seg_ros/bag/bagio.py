@@ -6,17 +6,18 @@ the image messages into numpy arrays and back.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
 
-from ..ros_contract.image_codec import decode_image, image_msg_to_bgr
+from ..ros_contract.image_codec import BadImageError, decode_image, image_msg_to_bgr
 from ..ros_contract.topics import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES  # noqa: F401 (re-exported)
 from .mcap_scan import McapScan, chunk_checksums, mcap_files
 
@@ -185,7 +186,7 @@ def summarize(path: Path) -> BagSummary:
     damage, unchecked = [], 0
     for part in bag_parts(path):
         if part.scan:
-            scan = McapScan(part.target)
+            scan = McapScan(part.target, skip_corrupt_chunks=True)
             for topic, msgtype, log_time, _ in scan.messages():
                 summary.topics.setdefault(topic, TopicInfo(topic, msgtype, 0)).count += 1
                 summary.start_ns, summary.end_ns = min(summary.start_ns, log_time), max(summary.end_ns, log_time + 1)
@@ -227,46 +228,78 @@ def read_messages(
 ) -> Iterator[Tuple[str, str, int, bytes]]:
     """(topic, msgtype, bag time ns, CDR bytes) of the given topics in bag-time order (file order when scanned).
 
-    A bag that breaks off part-way (a truncated file, a chunk failing its checksum, an MCAP file without its
-    end) ends the iteration; the reason goes into ``problem`` (or raises BagError when none is given), so
-    callers keep what was read.
+    With ``problem``, reading goes past an MCAP chunk that fails its checksum (read record by record from there
+    on, the chunk skipped) and stops where the bag breaks off (a truncated file, an MCAP file without its end);
+    what went wrong is said once in ``problem`` and what could be read is kept. Without ``problem`` the first
+    fault raises BagError.
     """
-    wanted, count = set(topics), 0
+    wanted, count, reasons = set(topics), 0, []
     for part in bag_parts(path):
         if part.scan:
-            scan = McapScan(part.target)
+            scan = McapScan(part.target, skip_corrupt_chunks=problem is not None)
             for topic, msgtype, log_time, data in scan.messages():
                 if topic in wanted and (start_ns is None or log_time >= start_ns):
                     count += 1
                     yield topic, msgtype, log_time, data
+            reasons += skipped_chunks(part.target, scan)
             if scan.reason:
-                report_problem(f"{path}: bag is truncated or corrupt ({part.why_scanned}; {part.target.name}: "
-                               f"{scan.reason}); {count} messages read up to the break", problem)  # fmt: skip
+                reasons.append(f"{path}: bag is truncated or corrupt ({part.why_scanned}; {part.target.name}: "
+                               f"{scan.reason}); {count} messages read up to the break")  # fmt: skip
+                report_problem(reasons, problem)
                 break
             continue
-        reader = open_reader(part.target)
+        reader, yielded, failure = open_reader(part.target), set(), None
         try:
             connections = [c for c in reader.connections if c.topic in wanted]
             try:
                 for connection, timestamp, data in reader.messages(connections=connections, start=start_ns):
                     count += 1
+                    yielded.add((connection.topic, timestamp))
                     yield connection.topic, connection.msgtype, timestamp, bytes(data)
-            except Exception as exc:  # noqa: BLE001 - any storage error means "the bag ends here"
-                why = "a chunk fails its checksum (the data is corrupt)" if "checksum" in str(exc).lower() else (
-                    f"{type(exc).__name__}: {exc}")  # fmt: skip
-                report_problem(f"{path}: bag is truncated or corrupt after {count} messages: {why}", problem)
-                break
+            except Exception as exc:  # noqa: BLE001 - any storage error means "the bag is damaged here"
+                failure = exc
         finally:
             reader.close()
+        if failure is None:
+            continue
+        files = mcap_files(part.target)
+        if problem is None or not files or "checksum" not in str(failure).lower():
+            why = "a chunk fails its checksum (the data is corrupt)" if "checksum" in str(failure).lower() else (
+                f"{type(failure).__name__}: {failure}")  # fmt: skip
+            reasons.append(f"{path}: bag is truncated or corrupt after {count} messages: {why}")
+            report_problem(reasons, problem)
+            break
+        before = len(reasons)
+        for file in files:  # on past the corrupt chunks, record by record; what rosbags gave is not repeated
+            scan = McapScan(file, skip_corrupt_chunks=True)
+            for topic, msgtype, log_time, data in scan.messages():
+                if topic in wanted and (topic, log_time) not in yielded and (start_ns is None or log_time >= start_ns):
+                    count += 1
+                    yield topic, msgtype, log_time, data
+            reasons += skipped_chunks(file, scan)
+            if scan.reason:
+                reasons.append(f"{path}: {file.name} is corrupt from {scan.reason}; {count} messages read")
+        if len(reasons) == before:
+            reasons.append(f"{path}: a chunk fails its checksum ({failure}); read on record by record")
     if problem is not None:
         problem.messages_read = count
+    if reasons:
+        report_problem(reasons, problem)
 
 
-def report_problem(reason: str, problem: Optional[ReadProblem]) -> None:
+def skipped_chunks(file: Path, scan: McapScan) -> List[str]:
+    """One line for the chunks a scan skipped (their messages are lost), none when it skipped none."""
+    if not scan.skipped:
+        return []
+    return [f"{file}: {len(scan.skipped)} corrupt MCAP chunk(s) skipped, their messages lost, the rest read: "
+            + "; ".join(scan.skipped)]  # fmt: skip
+
+
+def report_problem(reasons: List[str], problem: Optional[ReadProblem]) -> None:
+    """Say what went wrong: in ``problem`` (each reason once; the report states it), else as a BagError."""
     if problem is None:
-        raise BagError(reason)
-    problem.message = reason
-    log.error("%s; keeping what was read", reason)
+        raise BagError("; ".join(reasons))
+    problem.message = "; ".join(dict.fromkeys(reasons))
 
 
 def deserialize(store, data: bytes, msgtype: str):
@@ -289,9 +322,26 @@ class UniqueStamps:
 
 def iter_images(path: Path, topic: str, problem: Optional[ReadProblem] = None) -> Iterator[Tuple[int, np.ndarray]]:
     """(header stamp ns, BGR image) of an Image or CompressedImage topic."""
+    for stamp, decode in iter_image_messages(path, topic, problem):
+        yield stamp, decode()
+
+
+def iter_image_messages(
+    path: Path, topic: str, problem: Optional[ReadProblem] = None
+) -> Iterator[Tuple[int, Callable[[], np.ndarray]]]:
+    """(header stamp ns, a function that returns the BGR image): a frame that cannot be decoded raises
+    BadImageError (a ValueError) from its function only, so the caller can name it and go on."""
     store = typestore()
     for _, msgtype, _, data in read_messages(path, [topic], problem):
-        yield header_stamp_ns(data), image_msg_to_bgr(deserialize(store, data, msgtype))
+        yield header_stamp_ns(data), functools.partial(decode_bgr, store, data, msgtype)
+
+
+def decode_bgr(store, data: bytes, msgtype: str) -> np.ndarray:
+    try:
+        message = deserialize(store, data, msgtype)
+    except Exception as exc:  # noqa: BLE001 - malformed CDR raises whatever the deserializer trips over
+        raise BadImageError("corrupt", f"cannot deserialize the {msgtype} message ({exc})") from None
+    return image_msg_to_bgr(message)
 
 
 @dataclass

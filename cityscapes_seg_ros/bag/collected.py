@@ -27,6 +27,7 @@ class Collected:
     timings: Dict[int, FrameTiming] = field(default_factory=dict)  # live: end to end; offline: model only
     latency_kind: str = "end_to_end"
     unmatched_outputs: int = 0  # outputs whose stamp is no frame of the bag
+    bad_frames: Dict[int, str] = field(default_factory=dict)  # stamp -> why the frame could not be decoded
     wall_sec: float = 0.0
     problems: List[str] = field(default_factory=list)
     details: Dict[str, object] = field(default_factory=dict)

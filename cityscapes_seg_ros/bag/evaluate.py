@@ -71,7 +71,7 @@ def evaluate_bag(bag: Path, options: EvaluateOptions) -> Report:
     if label_topic is None:
         outcome.problems.append(f"no ground-truth topic {options.label_topic} in the bag: nothing scored")
     report = build_report(bag, "offline" if options.offline else "live", image_topic, collected, outcome,
-                          frame_names(summary), summary.notes)  # fmt: skip
+                          frame_names(summary), summary.notes, summary.topics[image_topic].count)  # fmt: skip
     write_report(report, out)
     return report
 

@@ -4,6 +4,9 @@
 reads the records from the start instead (MCAP is a sequence of ``opcode u8, length u64, body`` records;
 messages may sit inside chunks), checks each chunk's CRC-32 when it has one, and stops at the first record
 that is incomplete or fails its check, saying why. A file that ends with its footer is complete.
+
+With ``skip_corrupt_chunks`` a chunk that fails its check is skipped (its length is in its intact record head)
+and reading goes on: one flipped byte then costs the messages of one chunk, not the rest of the file.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ class McapScan:
     """Sequential reader; ``messages()`` yields (topic, msgtype, log time ns, data) in file order.
 
     Afterwards ``complete`` tells whether the file ended with its footer, ``reason`` why reading stopped
-    early (empty when it did not), and ``unchecked_chunks`` how many chunks carried no checksum.
+    early (empty when it did not), ``skipped`` the corrupt chunks passed over (``skip_corrupt_chunks``) and
+    ``unchecked_chunks`` how many chunks carried no checksum.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, skip_corrupt_chunks: bool = False) -> None:
         self.path = Path(path)
+        self.skip_corrupt_chunks = skip_corrupt_chunks
+        self.skipped: List[str] = []  # the chunks skipped: where, the log times of their messages, why
         self.schemas: dict = {}  # schema id -> type name
         self.channels: dict = {}  # channel id -> (topic, type name)
         self.complete = False
@@ -74,6 +80,10 @@ class McapScan:
                 records = self._chunk_records(body) if opcode == CHUNK else [(opcode, body)]
                 messages = [message for inner in records for message in self._handle(*inner)]
             except (ValueError, struct.error, UnicodeDecodeError) as exc:
+                if opcode == CHUNK and self.skip_corrupt_chunks and len(body) >= CHUNK_CRC_OFFSET:
+                    start, end = struct.unpack_from("<QQ", body, 0)
+                    self.skipped.append(f"chunk at byte {offset} (messages logged {start}..{end} ns): {exc}")
+                    continue
                 self.reason = f"{'chunk' if opcode == CHUNK else 'record'} at byte {offset}: {exc}"
                 return
             yield from messages

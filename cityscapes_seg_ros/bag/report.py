@@ -31,6 +31,7 @@ from .score import ScoreOutcome
 log = logging.getLogger(__name__)
 
 JSON_NAME = "report.json"
+LISTED = 10  # stamps named in a problem line; report.json lists them all
 LATENCY_NAME = "latency.png"
 LATENCY_KINDS = {"end_to_end": "end to end (output received - input published)", "model": "model only"}
 
@@ -56,12 +57,28 @@ def latency_summary(latencies_ms: List[float]) -> Optional[dict]:
     }
 
 
+def named(stamp: int, names: Dict[int, str]) -> str:
+    return f"{stamp}" + (f" ({names[stamp]})" if stamp in names else "")
+
+
+def listed(items: List[str]) -> str:
+    more = f"; and {len(items) - LISTED} more (report.json)" if len(items) > LISTED else ""
+    return ", ".join(items[:LISTED]) + more
+
+
 def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, outcome: ScoreOutcome,
-                 names: Dict[int, str], notes: Sequence[str] = ()) -> Report:  # fmt: skip
-    """Counts, scores, latency and throughput of one run; every shortfall listed under ``problems``."""
-    stamps, store = collected.image_stamps, collected.store
+                 names: Dict[int, str], notes: Sequence[str] = (),
+                 expected_frames: Optional[int] = None) -> Report:  # fmt: skip
+    """Counts, scores, latency and throughput of one run; every shortfall listed under ``problems``.
+
+    ``expected_frames``: the camera's message count in the bag's metadata; frames it lists that could not be read
+    (a corrupt chunk, a cut-off file) are counted as lost, by stamp where the bag names its frames.
+    """
+    stamps, store, bad = collected.image_stamps, collected.store, collected.bad_frames
     image_set = set(stamps)
-    dropped = [s for s in stamps if s not in store]
+    expected = max(expected_frames or 0, len(stamps))
+    lost_stamps = sorted(s for s in names if s not in image_set)
+    dropped = [s for s in stamps if s not in store and s not in bad]
     no_gt = [s for s in stamps if s in store and s not in outcome.ground_truth_stamps]
     per_frame, latencies = [], []
     for stamp in stamps:
@@ -71,12 +88,20 @@ def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, o
             latency = (timing.received_ns - timing.published_ns) / 1e6
             latencies.append(latency)
         per_frame.append({"stamp_ns": stamp, "name": names.get(stamp), "latency_ms": latency,
-                          "predicted": stamp in store, "ground_truth": stamp in outcome.ground_truth_stamps})  # fmt: skip
+                          "predicted": stamp in store, "ground_truth": stamp in outcome.ground_truth_stamps,
+                          "bad_input": bad.get(stamp)})  # fmt: skip
     received = [t.received_ns for t in collected.timings.values() if t.received_ns is not None]
     published = [t.published_ns for t in collected.timings.values() if t.published_ns is not None]
     span_sec = (max(received) - min(published)) / 1e9 if received and published else 0.0
 
     problems = list(collected.problems) + list(outcome.problems)
+    if expected > len(stamps):
+        which = f": stamps {listed([named(s, names) for s in lost_stamps])}" if lost_stamps else ""
+        problems.append(f"{expected - len(stamps)} of the {expected} frames the bag lists could not be read "
+                        f"(corrupt or cut off){which}")  # fmt: skip
+    if bad:
+        frames = [f"stamp {named(s, names)}: {why}" for s, why in bad.items()]
+        problems.append(f"{len(bad)} bad frames (not segmented): {listed(frames)}")
     if dropped:
         problems.append(f"{len(dropped)} of {len(stamps)} frames got no prediction (dropped)")
     if no_gt:
@@ -91,7 +116,10 @@ def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, o
         "image_topic": image_topic,
         **collected.details,
         "frames": {
+            "in_bag": expected,
             "images": len(stamps),
+            "lost": expected - len(stamps),
+            "bad": len(bad),
             "predicted": sum(1 for s in stamps if s in store),
             "with_ground_truth": len(outcome.ground_truth_stamps & image_set),
             "scored": len(outcome.scored),
@@ -107,11 +135,13 @@ def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, o
         "throughput_fps": (len(received) / span_sec) if span_sec > 0 else None,
         "wall_sec": collected.wall_sec,
         "dropped_stamps": dropped,
-        "problems": problems,
+        "lost_stamps": lost_stamps if expected > len(stamps) else [],
+        "bad_frames": [{"stamp_ns": s, "name": names.get(s), "reason": why} for s, why in bad.items()],
+        "problems": list(dict.fromkeys(problems)),  # each once: the images and the ground truth read one bag
         "notes": list(notes),
         "per_frame": per_frame,
     }
-    return Report(data, problems, outcome.accumulator.confusion if outcome.scored else None)
+    return Report(data, data["problems"], outcome.accumulator.confusion if outcome.scored else None)
 
 
 def fmt(value: Optional[float], digits: int = 1) -> str:
@@ -122,7 +152,10 @@ def run_rows(data: dict) -> List[tuple]:
     """(what, value) of the run: frame counts, latency, throughput."""
     frames, latency = data["frames"], data["latency_ms"]
     return [
-        ("frames in bag", frames["images"]),
+        ("frames in bag (its metadata)", frames["in_bag"]),
+        ("frames read", frames["images"]),
+        ("lost (unreadable)", frames["lost"]),
+        ("bad input (not segmented)", frames["bad"]),
         ("predicted", frames["predicted"]),
         ("scored (with ground truth)", frames["scored"]),
         ("dropped (no prediction)", frames["dropped"]),

@@ -22,7 +22,7 @@ from ..bag.bagio import (
     STORAGES,
 )
 from ..segmenter import add_model_arguments
-from .common import configure_logging, run_command
+from .common import configure_logging, run_command, survives_closed_stdout
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+@survives_closed_stdout
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)

@@ -5,7 +5,8 @@ publishes the bundled street frames (or ``--images DIR``) one at a time as a raw
 to a live ``--camera TOPIC``, collects the labels, colour, overlay and statistics of every frame, and writes
 ``<out>/overlay/<frame>.png``, ``<out>/contact_sheet.png``, ``<out>/class_shares.csv`` and
 ``<out>/summary.json`` (frame rate, latency, the class shares), printing the table and the figures. The node
-is stopped on every way out (an error, Ctrl-C, SIGTERM); its log is ``<out>/node.log``.
+is stopped on every way out (an error, Ctrl-C, SIGTERM); its log is ``<out>/node.log``. A previous run's
+outputs in ``<out>`` are removed first (other files are left alone), so none is mistaken for this run's.
 """
 
 from __future__ import annotations
@@ -436,6 +437,21 @@ def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], 
     return summary
 
 
+DEMO_OUTPUTS = ("contact_sheet.png", "class_shares.csv", "summary.json", "node.log")
+
+
+def clear_previous_outputs(out: Path) -> None:
+    """Remove what an earlier demo wrote to ``out`` (its files and ``overlay/*.png``), nothing else."""
+    for name in DEMO_OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    overlays = out / "overlay"
+    if overlays.is_dir():
+        for overlay in overlays.glob("*.png"):
+            overlay.unlink()
+        if not any(overlays.iterdir()):
+            overlays.rmdir()
+
+
 def run_demo(args: argparse.Namespace) -> int:
     options = ModelOptions.from_args(args)
     given = given_options(args)
@@ -467,6 +483,7 @@ def run_demo(args: argparse.Namespace) -> int:
         raise RuntimeError("the node's messages (cityscapes_seg_ros.msg) are not built: run "
                            "`bash scripts/setup.sh --ros` (or scripts/build_msgs.sh)") from None  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
+    clear_previous_outputs(args.out)
     collected = run_session(options, given, args, frames)
     write_results(options, collected, args.out, lockstep=args.camera is None, weights_note=weights_note)
     return 0

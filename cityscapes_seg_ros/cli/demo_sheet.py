@@ -19,6 +19,7 @@ import numpy as np
 from ..labels import IGNORE_TRAIN_ID, NUM_TRAIN_CLASSES, TRAIN_CLASS_NAMES, TRAIN_ID_PALETTE
 
 TILE_WIDTH = 384
+MAX_TILE_HEIGHT = 4 * TILE_WIDTH  # a frame taller than 4:1 is squeezed to it: a 20000x20 one would be 384000 tall
 GAP = 4
 TITLE_HEIGHT = 68  # model name, the note, then the column titles on their own line
 COLUMN_TITLES = ("input", "colour (black: ignore)", "overlay")
@@ -40,9 +41,9 @@ class DemoFrame:
 
 
 def tile_height(frame_shape: Tuple[int, ...]) -> int:
-    """The height of a frame's tiles on the sheet (``TILE_WIDTH`` wide, the frame's aspect ratio)."""
+    """The height of a frame's tiles on the sheet (``TILE_WIDTH`` wide, the frame's aspect ratio up to 4:1)."""
     height, width = frame_shape[:2]
-    return max(1, round(TILE_WIDTH * height / width))
+    return min(MAX_TILE_HEIGHT, max(1, round(TILE_WIDTH * height / width)))
 
 
 def sheet_size(frame_shapes: Sequence[Tuple[int, ...]]) -> Tuple[int, int]:

@@ -14,6 +14,8 @@ import importlib.util
 import json
 import logging
 import os
+import re
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,7 +156,30 @@ def rclpy_distro(version: Optional[str], ros_distro: Optional[str]) -> Optional[
     return ros_distro.lower() if ros_distro else None
 
 
+def rclpy_import_problem(timeout_sec: float = 120.0) -> Optional[str]:
+    """None when ``import rclpy`` works in a fresh interpreter, else why not. rcl ends the whole process on import
+    when RMW_IMPLEMENTATION names an RMW it cannot load (exit 102): the doctor must not import it blind."""
+    if "rclpy" in sys.modules:
+        return None
+    try:
+        result = subprocess.run([sys.executable, "-c", "import rclpy"], capture_output=True, text=True,
+                                timeout=timeout_sec)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"import rclpy did not finish within {timeout_sec:.0f} s"
+    if result.returncode == 0:
+        return None
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no message"
+    last = re.sub(r"^\[\w+\] \[[\d.]+\] \[\w+\]: ", "", last).split(", at /", 1)[0]  # rcl's log prefix
+    return f"import rclpy exits with status {result.returncode}: {last[:200]}"
+
+
 def check_rclpy() -> List[Check]:
+    problem = rclpy_import_problem()
+    if problem is not None:
+        rmw = os.environ.get("RMW_IMPLEMENTATION")
+        fix = f"unset RMW_IMPLEMENTATION for Fast DDS, or install {rmw} (see the RMW line)" if rmw else SETUP_ROS
+        return [Check("ROS 2 rclpy", MISSING, problem, fix, True)]
     try:
         rclpy = import_module("rclpy")
     except Exception as exc:  # noqa: BLE001 - ImportError, or the RMW library not found (OSError / ImportError)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from ..segmenter import ModelOptions, add_model_arguments, build_predictor
-from .common import configure_logging, positive_int, run_command
+from .common import configure_logging, positive_int, run_command, survives_closed_stdout
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@survives_closed_stdout
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)

@@ -73,6 +73,10 @@ def run_export(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{options.model_name}_{height}x{width}_{args.output}.onnx")
     check_writable(out)
     require_export_tools()
+    if args.verify:
+        from ..export.verify import check_verifiable
+
+        check_verifiable(settings)  # before anything is written
     segmentor = load_segmentor(options)
     files = export_onnx(segmentor, out, settings, model_name=options.model_name, checkpoint=options.checkpoint)
     print(f"{files.onnx}\n{files.sidecar}")

@@ -15,7 +15,7 @@ import sys
 from typing import List, Optional
 
 from ..segmenter import add_model_arguments
-from .common import configure_logging, run_command
+from .common import configure_logging, run_command, survives_closed_stdout
 from .demo import add_demo_parser
 from .doctor import add_doctor_parser
 from .export import add_export_parser
@@ -59,6 +59,7 @@ def list_models(as_json: bool) -> int:
     return 0
 
 
+@survives_closed_stdout
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)

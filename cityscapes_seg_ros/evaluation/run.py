@@ -52,8 +52,8 @@ class RunSettings:
     precision: str
     img_scale: Tuple[int, int]
 
-    def describe(self) -> Dict[str, str]:
-        about = {key: str(value) for key, value in asdict(self).items()}
+    def describe(self) -> Dict[str, Optional[str]]:
+        about = {key: None if value is None else str(value) for key, value in asdict(self).items()}
         if self.checkpoint == NO_CHECKPOINT:
             about["checkpoint"] = RANDOM_WEIGHTS_NOTE
         return about

@@ -26,6 +26,7 @@ import copy
 import io
 import logging
 import os
+import secrets
 import warnings
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ INPUT_NAME = "input"
 OUTPUT_NAMES = {"argmax": "train_ids", "logits": "logits"}
 OPSET = 18
 SIZE_MULTIPLE = 32  # the backbone's output stride: the stem (4) and three downsampling stages (2 each)
+MAX_EDGE = 8192  # the node's inference_size bound (node/params.py)
+MAX_BATCH_PIXELS = MAX_EDGE * MAX_EDGE  # batch x height x width: beyond it the trace alone needs >100 GB
 EXPORT_EXTRA = "pip install 'cityscapes_seg_ros[export]'"
 
 
@@ -85,8 +88,15 @@ class ExportSettings:
                 raise ValueError(
                     f"{name} {value} must be a positive multiple of {SIZE_MULTIPLE} (the backbone's output stride)"
                 )
+            if value > MAX_EDGE:
+                raise ValueError(f"{name} {value} is above the largest supported input edge, {MAX_EDGE}")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise ValueError(f"batch {self.batch} must be at least 1")
+        if self.batch * self.height * self.width > MAX_BATCH_PIXELS:
+            raise ValueError(
+                f"batch x height x width = {self.batch} x {self.height} x {self.width} is above "
+                f"{MAX_BATCH_PIXELS} pixels ({MAX_EDGE}x{MAX_EDGE}); export a smaller size or batch"
+            )
         if self.output not in OUTPUT_KINDS:
             raise ValueError(f"unknown output {self.output!r}; expected one of {', '.join(OUTPUT_KINDS)}")
         if self.dcnv3 not in DCNV3_MODES:
@@ -221,7 +231,11 @@ def export_onnx(
     model_name: str = "custom",
     checkpoint: str = "",
 ) -> ExportedFiles:
-    """Write ``path`` (.onnx, checked by ``onnx.checker``) and its YAML sidecar; returns both paths."""
+    """Write ``path`` (.onnx, checked by ``onnx.checker``) and its YAML sidecar; returns both paths.
+
+    Both are written beside their targets and renamed over them at the end: a failure (a full disk, an
+    interruption, any exception) leaves no partial file and an existing pair as it was.
+    """
     require_export_tools()
     import onnx
 
@@ -235,16 +249,31 @@ def export_onnx(
         del node.metadata_props[:]  # the exporter's stack traces: local paths, megabytes for big models
     model.doc_string = f"{model_name} ({settings.output}, DCNv3 {settings.dcnv3}); sidecar {sidecar_path(path).name}"
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
     contents = sidecar_contents(
         onnx_file=path.name, model=model_name, checkpoint=checkpoint, opset=OPSET, dcnv3=settings.dcnv3,
         precision="fp16" if settings.fp16 else "fp32", normalize_in_graph=settings.normalize_in_graph,
         input_name=INPUT_NAME, input_shape=list(settings.input_shape), output_name=settings.output_name,
         output_kind=settings.output, output_shape=list(settings.output_shape), output_dtype=settings.output_dtype,
     )  # fmt: skip
-    sidecar = write_sidecar(sidecar_path(path), contents)
+    sidecar = sidecar_path(path)
+    with _staged(path) as staged_onnx, _staged(sidecar) as staged_sidecar:
+        onnx.save(model, str(staged_onnx))
+        write_sidecar(staged_sidecar, contents)
+        os.replace(staged_onnx, path)
+        os.replace(staged_sidecar, sidecar)
     log.info("wrote %s and %s", path, sidecar)
     return ExportedFiles(path, sidecar)
+
+
+@contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A hidden name beside ``target`` (same file system, so renaming it over ``target`` is atomic; created by the
+    writer, with the usual permissions), removed on the way out unless it was renamed."""
+    staged = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    try:
+        yield staged
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def ort_session(path: os.PathLike | str, dcnv3: Optional[str] = None) -> Any:

@@ -12,7 +12,7 @@ from torch import nn
 
 from .onnx_export import INPUT_NAME, ExportSettings, export_graph, ort_session
 
-__all__ = ["ExportCheck", "compare_with_pytorch", "random_input"]
+__all__ = ["ExportCheck", "check_verifiable", "compare_with_pytorch", "random_input"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,16 @@ def random_input(settings: ExportSettings, seed: int = 0) -> np.ndarray:
     return generator.standard_normal(size=settings.input_shape).astype(np.float32)
 
 
+def check_verifiable(settings: ExportSettings) -> None:
+    """RuntimeError when ``compare_with_pytorch`` cannot run an export of these settings (checked before exporting)."""
+    if settings.dcnv3 == "op" and settings.fp16:
+        raise RuntimeError("an fp16 --dcnv3 op export cannot be run here: the Python DCNv3 op serves float32 only")
+
+
 def compare_with_pytorch(segmentor: nn.Module, path: Path, settings: ExportSettings, seed: int = 0) -> ExportCheck:
     """The exported file (ONNX Runtime, CPU) against the eager ``ExportGraph`` of ``segmentor`` with its own DCNv3
     core, on one random batch; fp16 exports are compared with the fp16 PyTorch model."""
-    if settings.dcnv3 == "op" and settings.fp16:
-        raise RuntimeError("an fp16 --dcnv3 op export cannot be run here: the Python DCNv3 op serves float32 only")
+    check_verifiable(settings)
     x = random_input(settings, seed)
     onnx_out = ort_session(path, settings.dcnv3).run(None, {INPUT_NAME: x})[0]
     graph = export_graph(segmentor, settings)

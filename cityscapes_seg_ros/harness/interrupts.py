@@ -13,19 +13,24 @@ from contextlib import contextmanager
 from typing import Iterator, List
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt: the same clean-up, then exit status 143 (128 + 15,
+    the convention for a SIGTERM) instead of Ctrl-C's 130."""
+
+
 def in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Meanwhile SIGTERM raises KeyboardInterrupt (in the main thread; elsewhere nothing changes)."""
+    """Meanwhile SIGTERM raises Terminated, a KeyboardInterrupt (in the main thread; elsewhere nothing changes)."""
     if not in_main_thread():
         yield
         return
 
     def interrupt(signum, frame) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -36,7 +41,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C or SIGTERM arriving meanwhile raises KeyboardInterrupt at the end of the block, not inside it.
+    """Ctrl-C or SIGTERM arriving meanwhile raises KeyboardInterrupt (Terminated) at the end of the block, not inside.
 
     For a step such as "start a process and keep its handle". Signal handlers are not inherited by a program a
     child process executes, so children started meanwhile get the default ones.
@@ -56,4 +61,4 @@ def interrupts_deferred() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         if received:
-            raise KeyboardInterrupt
+            raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
@@ -187,8 +188,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _refusal_reason(exc: BaseException) -> str:
-    """The line of torch's weights-only error that names the refused object."""
-    for line in str(exc).splitlines():
-        if "Unsupported global" in line or "but got" in line or "Unsupported operand" in line:
-            return line.strip()
-    return _first_line(exc)
+    """What torch's weights-only unpickler refused, in a few words; never torch's advice to load the file with
+    ``weights_only=False`` or to allowlist the object (either would run whatever the file holds)."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"It names {found.group(1)}, which is no part of a weights file."
+    found = re.search(r"Unsupported operand (\d+)", text)
+    if found:
+        return f"Its pickle uses instruction {found.group(1)}, which weights do not need."
+    return "Only tensors, numbers, strings and containers of them are read."

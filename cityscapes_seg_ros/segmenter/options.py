@@ -29,6 +29,7 @@ DEFAULT_MODEL = "upernet_internimage_t_512x1024_160k_cityscapes"
 HUB_CHECKPOINT = "hub"
 NO_CHECKPOINT = "none"
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+RANDOM_WEIGHTS_SEED = 0  # --checkpoint none: the same random model in every run and every torchrun rank
 RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS (--checkpoint none): the predictions and scores are meaningless"
 
 
@@ -101,9 +102,10 @@ class ModelOptions:
         record["img_scale"] = list(self.img_scale)
         return record
 
-    def describe(self) -> Dict[str, str]:
-        """For reports and logs; says loudly when the weights are random."""
-        about = {key: str(value) for key, value in self.identity().items()}
+    def describe(self) -> Dict[str, Optional[str]]:
+        """For reports and logs (an unset value is None: JSON null, not "None"); says loudly when the weights
+        are random."""
+        about = {key: None if value is None else str(value) for key, value in self.identity().items()}
         if self.random_weights:
             about["checkpoint"] = RANDOM_WEIGHTS_NOTE
         return about
@@ -173,9 +175,15 @@ def load_segmentor(options: ModelOptions):
 
     if options.random_weights:
         log.warning("%s: %s", options.model_name, RANDOM_WEIGHTS_NOTE)
-    checkpoint = None if options.random_weights else options.checkpoint
+    if options.random_weights:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random state left as it was
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            return build_segmentor(model_spec(options.model), None, options.device,
+                                   dcnv3_backend=options.dcnv3_backend)  # fmt: skip
     return build_segmentor(
-        model_spec(options.model), checkpoint, options.device, revision=options.revision,
+        model_spec(options.model), options.checkpoint, options.device, revision=options.revision,
         cache_dir=options.cache_dir, offline=options.hub_offline or None, dcnv3_backend=options.dcnv3_backend,
     )  # fmt: skip
 
