@@ -213,5 +213,6 @@ def test_each_frame_carries_its_own_record_and_settings_are_applied_when_they_ch
     predictor.mode = "slide"  # a change the settings did not make: the same settings again leave it alone
     result = processor.process(image, config, {"labels"})
     assert predictor.mode == "slide" and result.timings_ms["preprocess"] > 0.0
+    assert predictor.img_scale == (64, 32)  # the frame's own size went with the frame, not into the predictor
     processor.process(image, settings(resize="none", overlay_alpha=0.25), {"labels"})
     assert predictor.mode == "whole"  # new settings are applied

@@ -98,8 +98,11 @@ class DevicePredictor(Predictor):
 
     def decide_frame(self, frame: Frame) -> Tuple[torch.Tensor, torch.Tensor]:
         """``decide`` for ``frame`` at its inference size, its inputs made by ``prepare_frame``."""
-        self.img_scale = frame.inference_size
-        return self.decide(frame.image_bgr, prepare=lambda _image, scale, flip: self.prepare_frame(frame, scale, flip))
+
+        def prepare(_image: np.ndarray, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
+            return self.prepare_frame(frame, scale, flip)
+
+        return self.decide(frame.image_bgr, prepare, frame.inference_size)
 
     def _prepare_on_device(self, frame: Frame, scale: Tuple[int, int], flip: bool) -> torch.Tensor:
         image = frame.uploaded(self.device)

@@ -148,12 +148,14 @@ class Predictor:
         self.crop_size = tuple(crop_size)
         self.stride = tuple(stride)
 
-    def augmentations(self) -> List[Tuple[Tuple[int, int], bool]]:
-        """(scale, flip) pairs, in mmseg's MultiScaleFlipAug order."""
+    def augmentations(self, inference_size: Optional[Tuple[int, int]] = None) -> List[Tuple[Tuple[int, int], bool]]:
+        """(scale, flip) pairs, in mmseg's MultiScaleFlipAug order, around ``inference_size`` (``img_scale``
+        unless given)."""
+        size = tuple(inference_size or self.img_scale)
         if self.tta in ("ms", "ms-flip"):
-            scales = [(int(self.img_scale[0] * r), int(self.img_scale[1] * r)) for r in self.ms_ratios]
+            scales = [(int(size[0] * r), int(size[1] * r)) for r in self.ms_ratios]
         else:
-            scales = [self.img_scale]
+            scales = [size]
         flips = (False, True) if self.tta in ("flip", "ms-flip") else (False,)
         return [(scale, flip) for scale in scales for flip in flips]
 
@@ -217,13 +219,19 @@ class Predictor:
         """The network input for one augmentation, on the device (subclasses may preprocess there)."""
         return preprocess(image_bgr, scale, flip).to(self.device)
 
-    def probabilities(self, image_bgr: np.ndarray, prepare: Optional[Prepare] = None) -> torch.Tensor:
+    def probabilities(
+        self,
+        image_bgr: np.ndarray,
+        prepare: Optional[Prepare] = None,
+        inference_size: Optional[Tuple[int, int]] = None,
+    ) -> torch.Tensor:
         """Softmax averaged over the augmentations, at the image's size: [1, C, H, W] on the device.
-        ``prepare``: what makes each augmentation's input (``self.prepare`` unless given)."""
+        ``prepare``: what makes each augmentation's input (``self.prepare`` unless given); ``inference_size``:
+        as in ``augmentations``."""
         height, width = check_image(image_bgr).shape[:2]
         prepare = prepare or self.prepare
         total: Optional[torch.Tensor] = None
-        augmentations = self.augmentations()
+        augmentations = self.augmentations(inference_size)
         for scale, flip in augmentations:
             x = prepare(image_bgr, scale, flip)
             logits = resize_bilinear(self.encode_decode(x), (height, width))
@@ -247,16 +255,22 @@ class Predictor:
         logits = resize_bilinear(self.encode_decode(self.prepare(image_bgr, scale, flip)), (height, width))
         return (logits.flip(dims=(3,)) if flip else logits), True
 
-    def decide(self, image_bgr: np.ndarray, prepare: Optional[Prepare] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def decide(
+        self,
+        image_bgr: np.ndarray,
+        prepare: Optional[Prepare] = None,
+        inference_size: Optional[Tuple[int, int]] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """uint8 BGR [H, W, 3] -> train ids uint8 [H, W] and confidence float32 [H, W], on the device.
 
         With one augmentation the low-resolution logits go to ``decode_logits`` (resize and decision in one
         pass, in fp32); a flipped input's result is flipped back. With TTA, the averaged probabilities.
-        ``prepare``: what makes each augmentation's input (``self.prepare`` unless given).
+        ``prepare``: what makes each augmentation's input (``self.prepare`` unless given); ``inference_size``: as
+        in ``augmentations``.
         """
-        augmentations = self.augmentations()
+        augmentations = self.augmentations(inference_size)
         if len(augmentations) > 1:
-            return decode_scores(self.probabilities(image_bgr, prepare)[0], False)
+            return decode_scores(self.probabilities(image_bgr, prepare, inference_size)[0], False)
         height, width = check_image(image_bgr).shape[:2]
         ((scale, flip),) = augmentations
         logits = self.decision_logits((prepare or self.prepare)(image_bgr, scale, flip), (height, width))
