@@ -200,8 +200,8 @@ if ((!cpu)) && [[ -d $OFFICIAL_DIR ]] && { wanted official_model || wanted dcnv3
    echo "exit $?" >>"$work/official_build.log") &
   official_pid=$!
 fi
-run_stage build "$(lim 100 120)" "$PY" - "$DEVICE" <<'PY'
-import subprocess, sys, time
+run_stage build "$(lim 100 120)" "$PY" - "$DEVICE" "$work/build.json" <<'PY'
+import json, subprocess, sys, time
 from cityscapes_seg_ros.ops import op_records
 start = time.time()
 # the dry run builds (or loads) the CPU ops only: nvcc for a GPU that is not there would be minutes for nothing
@@ -211,11 +211,16 @@ jobs = {name: subprocess.Popen([sys.executable, "-c", code, name]) for name in n
 failed = [name for name, job in jobs.items() if job.wait() != 0]
 print(f"built {len(jobs) - len(failed)} of {len(jobs)} ops ({', '.join(names)}) in {time.time() - start:.0f} s"
       + (f"; FAILED: {failed}" if failed else ""))
+reasons = {}
 if failed:
     from cityscapes_seg_ros.ops import compiled
     for name in failed:
         compiled.load(name)
-        print(name, compiled.unavailable_reason(name))
+        reasons[name] = compiled.unavailable_reason(name)
+        print(name, reasons[name])
+record = dict(ops=names, built=[name for name in names if name not in failed], failed=reasons,
+              seconds=round(time.time() - start, 1))
+open(sys.argv[2], "w").write(json.dumps(record))
 sys.exit(1 if failed else 0)
 PY
 
@@ -264,7 +269,7 @@ else
     fi
     compgen -G ".whl/*.whl" >/dev/null || STAGE_NOTE="${STAGE_NOTE:+$STAGE_NOTE; }carry .whl missing"
   fi
-  run_stage official_model 60 "$OFFICIAL_PY" benchmarks/official_model_bench.py --internimage .official \
+  run_stage official_model "$(lim 60 150)" "$OFFICIAL_PY" benchmarks/official_model_bench.py --internimage .official \
     "${ops_arg[@]}" --models "${MODELS/tiny/t}" --size "$SIZE" --device "$DEVICE" --warmup $((cpu ? 0 : 3)) \
     --repeats $((cpu ? 1 : 10)) --json "$work/official_model.json"
 fi

@@ -105,26 +105,13 @@ except RuntimeError:
         del sys.modules[name]
     import torchvision  # noqa: F401
 
-sys.path.insert(0, "tests/data")
-import make_official_fixtures as tools  # noqa: E402
+sys.path.insert(0, "benchmarks")
+from official_model_bench import CONFIGS, official_builder  # noqa: E402  (what the device's stage runs)
 
-segmentation = tools.segmentation_dir(Path(".official"))
-sys.path.insert(0, str(segmentation))
-tools.install_dcnv3_core()
-mmcv, mmseg = tools.import_mm_libraries()
-import importlib.util  # noqa: E402
+model = official_builder(Path(".official"), None)(CONFIGS["t"])  # the official pure-PyTorch DCNv3 core
+import mmcv  # noqa: E402
+import mmseg  # noqa: E402
 
-path = segmentation / "mmseg_custom/models/backbones/intern_image.py"
-spec = importlib.util.spec_from_file_location("official_intern_image", path)
-module = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = module
-spec.loader.exec_module(module)
-from mmseg.models import build_segmentor  # noqa: E402
-
-config = mmcv.Config.fromfile(str(segmentation / "configs/cityscapes/upernet_internimage_t_512x1024_160k_cityscapes.py"))
-config.model.backbone.init_cfg = None
-config.model.pretrained = None
-model = build_segmentor(config.model).eval()
 with torch.inference_mode():
     logits = model.decode_head(model.extract_feat(torch.randn(1, 3, 64, 128)))
 assert tuple(logits.shape[2:]) == (16, 32), logits.shape  # (its Cityscapes configs keep the 150 ADE20K classes)
