@@ -71,6 +71,9 @@ else
   fi
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
   export MAX_JOBS=${MAX_JOBS:-16}
+  # This call's own build cache (nothing persists on the device anyway): after a build cut at its limit, its
+  # stale locks can be removed without touching anyone else's builds (see the build stage).
+  export TORCH_EXTENSIONS_DIR=$work/torch_extensions
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 OFFICIAL_DIR=.official/segmentation/ops_dcnv3
@@ -144,7 +147,7 @@ skip_stage() {
 run_stage() {
   local name=$1 limit=$2
   shift 2
-  wanted "$name" || return 0
+  wanted "$name" || { STAGE_NOTE=""; return 0; }
   local left=$((budget - ($(date +%s) - start_time)))
   if ((left < 10)); then
     say "== $name: skipped (budget spent)"
@@ -169,10 +172,15 @@ run_stage() {
     failed=1
   fi
   say "== $name: $status after ${took}s"
-  write_stage "$name" "$status" "$took" "$limit" "${STAGE_NOTE:-}"
+  local note=${STAGE_NOTE:-}
+  [[ -n $OPS_NOTE && $name != build ]] && note="${note:+$note; }$OPS_NOTE"
+  write_stage "$name" "$status" "$took" "$limit" "$note"
   STAGE_NOTE=""
+  LAST_STATUS=$status
 }
 STAGE_NOTE=""
+OPS_NOTE=""
+LAST_STATUS=""
 
 # --- environment ---------------------------------------------------------------------------------------------------
 run_stage environment "$(lim 15 60)" "$PY" - "$work/environment.json" <<'PY'
@@ -223,6 +231,15 @@ record = dict(ops=names, built=[name for name in names if name not in failed], f
 open(sys.argv[2], "w").write(json.dumps(record))
 sys.exit(1 if failed else 0)
 PY
+
+# A build cut at its limit leaves torch's build locks behind, and every later stage would wait on them until its own
+# limit: the stale locks go, and the later stages run on the pure-PyTorch fallbacks and say so.
+if ((!cpu)) && wanted build && [[ $LAST_STATUS != ok ]]; then
+  find "$TORCH_EXTENSIONS_DIR" -name lock -delete 2>/dev/null
+  export CITYSCAPES_SEG_COMPILED_OPS=off
+  OPS_NOTE="compiled ops OFF (the build stage did not end ok): figures of the pure-PyTorch fallbacks"
+  say "$OPS_NOTE"
+fi
 
 # official_op_ready: waits (bounded) for the official op's build; true when it built.
 official_state=""
