@@ -97,10 +97,23 @@ def test_a_call_killed_mid_run_keeps_the_figures_of_the_stages_that_ended(tmp_pa
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        kill_processes_naming(tmp_path)  # the stage under `timeout`, which runs in a process group of its own
     merged = merged_figures(tmp_path / "out")
     assert merged["environment"]["status"] == "ok" and merged["environment"]["figures"]["torch"]
     assert "precision" not in merged  # killed while it ran
     assert "| environment | ok |" in (tmp_path / "out" / "gpu_check.md").read_text()
+
+
+def kill_processes_naming(folder: Path) -> None:
+    """SIGKILL every process whose command line holds ``folder`` (the stage's files are under it)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if str(folder).encode() in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:  # ended meanwhile, or not ours to read
+            pass
 
 
 def merged_figures(out: Path) -> dict:
