@@ -18,8 +18,12 @@ With ``--cuda-kernels baseline,smem,regs,tile,tile_regs`` (CUDA) each named forw
 ``kernels/dcnv3/dcnv3_cuda.cu``; the op's ``forward_kernels()``) is timed in the same row, side by side: its ms,
 GB/s, and the relative error of its output against the default kernel's ("ours").
 
-Timing: on CUDA, CUDA events around a loop of calls (enough calls for ~20 ms), the median of 5 such loops per
-figure, after a warm-up; on the CPU the median of ``--reps`` calls (wall clock).
+Timing: a captured loop of calls, the median of 5 timings of it after a warm-up. On CUDA the loop (enough calls
+for ~20 ms) is one CUDA graph, replayed between CUDA events: the Python around the op (argument checks ~14 us a
+call) runs once at capture, so small stages time the kernel, not the interpreter; an op that cannot be captured is
+timed as a plain loop and its row says so (``timing``). On the CPU the same code with a plain loop, the median of
+``--reps`` calls (wall clock). Each CUDA kernel's row records the kernel requested and the kernel that ran (``used``): a
+gather kernel leaves shapes or alignments it cannot take to ``baseline``, and the table marks it.
 
     .venv/bin/python benchmarks/dcnv3_bench.py                      # all devices, fp32
     .venv/bin/python benchmarks/dcnv3_bench.py --device cuda --dtype fp16 --official ops_dcnv3 --json out.json
@@ -55,16 +59,49 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OFFICIAL_IM2COL_STEP = 256  # what the official DCNv3 module passes
 
 
+def captured_loop(fn: Callable[[], object], calls: int, device: torch.device) -> tuple[Callable[[], None], str]:
+    """``calls`` calls of ``fn`` as one callable, and how: on CUDA one CUDA graph of them (the Python around the
+    op, its argument checks included, runs once at capture and not in the timed replays), else a plain loop."""
+    if device.type == "cuda":
+        try:
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                fn()  # warm-up outside the capture (lazy initialisation, workspace allocation)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for _ in range(calls):
+                    fn()
+            return graph.replay, "CUDA graph"
+        except RuntimeError as exc:  # an op that cannot be captured is timed as a loop, and the row says so
+            print(f"(not capturable, timed as a loop of calls: {str(exc).splitlines()[0][:120]})")
+            torch.cuda.synchronize(device)
+
+    def loop() -> None:
+        for _ in range(calls):
+            fn()
+
+    return loop, "loop"
+
+
 def timeit_ms(fn: Callable[[], object], device: torch.device, reps: int) -> float:
     """Milliseconds per call of ``fn`` (see the module doc for the method)."""
+    return timed(fn, device, reps)[0]
+
+
+def timed(fn: Callable[[], object], device: torch.device, reps: int) -> tuple[float, str]:
+    """Milliseconds per call of ``fn`` and the method: the median of 5 timings of a captured loop of calls
+    (CUDA: enough calls for ~20 ms, timed with CUDA events; CPU: the median of ``reps`` calls, wall clock)."""
     fn()  # warm-up
     if device.type != "cuda":
+        loop, method = captured_loop(fn, 1, device)
         times = []
-        for _ in range(reps):
+        for _ in range(max(1, reps)):
             start = time.perf_counter()
-            fn()
+            loop()
             times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
+        return statistics.median(times) * 1e3, method
     torch.cuda.synchronize(device)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
@@ -72,15 +109,16 @@ def timeit_ms(fn: Callable[[], object], device: torch.device, reps: int) -> floa
     end.record()
     end.synchronize()
     calls = max(1, min(1000, int(20.0 / max(start.elapsed_time(end), 1e-3))))
+    loop, method = captured_loop(fn, calls, device)
+    loop()  # the first replay uploads the graph
     loops = []
     for _ in range(5):
         start.record()
-        for _ in range(calls):
-            fn()
+        loop()
         end.record()
         end.synchronize()
         loops.append(start.elapsed_time(end) / calls)
-    return statistics.median(loops)
+    return statistics.median(loops), method
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 256 << 20) -> float:
@@ -126,7 +164,8 @@ def fmt(value: Optional[float], spec: str) -> str:
 
 
 def time_cuda_kernels(names: list[str], call: Callable[[], torch.Tensor], device, args, nbytes: int) -> dict:
-    """ms, GB/s and relative error against the default kernel's output of each named CUDA forward kernel."""
+    """ms, GB/s, relative error against the default kernel's output, and the kernel that ran (``used``: a gather
+    kernel that cannot take the shapes or alignment leaves the call to ``baseline``) of each named kernel."""
     module = load_dcnv3_op("cuda")
     default = module.forward_kernel()
     expected = call().clone()
@@ -134,11 +173,19 @@ def time_cuda_kernels(names: list[str], call: Callable[[], torch.Tensor], device
     try:
         for name in names:
             module.set_forward_kernel(name)
-            ms = timeit_ms(call, device, args.reps)
-            figures[name] = dict(ms=ms, gbs=nbytes / ms / 1e6, rel_error=relative_error(call(), expected))
+            ms, method = timed(call, device, args.reps)
+            rel_error = relative_error(call(), expected)
+            used = kernel_used(module)
+            figures[name] = dict(ms=ms, gbs=nbytes / ms / 1e6, rel_error=rel_error, requested=name, used=used)
+            figures[name]["timing"] = method
     finally:
         module.set_forward_kernel(default)
     return figures
+
+
+def kernel_used(module) -> Optional[str]:
+    """The forward kernel the op's latest call ran (None from a build older than ``last_forward_kernel``)."""
+    return module.last_forward_kernel() if hasattr(module, "last_forward_kernel") else None
 
 
 def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
@@ -154,8 +201,14 @@ def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
     with torch.inference_mode():
         out = torch.empty_like(inp)
         if device.type in backends:
-            row["ours_ms"] = timeit_ms(lambda: dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps)
+            row["ours_ms"], row["timing"] = timed(
+                lambda: dcnv3_forward(inp, off, msk, *cargs, out=out), device, args.reps
+            )
             row["ours_gbs"] = nbytes / row["ours_ms"] / 1e6
+            if device.type == "cuda":
+                dcnv3_forward(inp, off, msk, *cargs, out=out)
+                cuda_op = load_dcnv3_op("cuda")
+                row["ours_kernel"] = dict(requested=cuda_op.forward_kernel(), used=kernel_used(cuda_op))
             if device.type == "cuda" and args.cuda_kernels:
                 call = lambda: dcnv3_forward(inp, off, msk, *cargs, out=out)  # noqa: E731
                 row["cuda_kernels"] = time_cuda_kernels(args.cuda_kernels, call, device, args, nbytes)
@@ -163,7 +216,7 @@ def bench_stage(device, dtype, spec, stage, backends, official, args) -> dict:
             row["torch_ms"] = timeit_ms(lambda: dcnv3_core_torch(inp, off, msk, *cargs), device, args.torch_reps)
         if official is not None and device.type == "cuda" and dtype != torch.bfloat16:
             call = lambda: official.dcnv3_forward(inp, off, msk, *cargs, OFFICIAL_IM2COL_STEP)  # noqa: E731
-            row["official_ms"] = timeit_ms(call, device, args.reps)
+            row["official_ms"], row["official_timing"] = timed(call, device, args.reps)
             if "ours_ms" in row:
                 row["official_rel_error"] = relative_error(out, call())
     return row
@@ -174,7 +227,8 @@ def kernel_cells(row: dict, kernels: list[str], roofline_gbs: float) -> str:
     for name in kernels:
         k = row.get("cuda_kernels", {}).get(name, {})
         gbs = k.get("gbs")
-        cells += (f" {fmt(k.get('ms'), '.3f')} | {fmt(gbs, '.0f')} |"
+        ran = f" (ran {k['used']})" if k.get("used") not in (None, name) else ""  # a gather kernel fell back
+        cells += (f" {fmt(k.get('ms'), '.3f')}{ran} | {fmt(gbs, '.0f')} |"
                   f" {fmt(None if gbs is None else 100 * gbs / roofline_gbs, '.0f')} | {fmt(k.get('rel_error'), '.1e')} |")  # fmt: skip
     return cells
 

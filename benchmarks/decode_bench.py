@@ -90,17 +90,17 @@ def medians(device: torch.device, fns: dict[str, Callable[[], object]], repeats:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def decision_rows(device: torch.device, repeats: int, dtype: torch.dtype) -> list[dict]:
-    rows = []
-    for channels, height, width in LOGIT_SHAPES:
+def decision_rows(device: torch.device, repeats: int, dtype: torch.dtype, scale: int = 1) -> list[dict]:
+    frame, rows = scaled_frame(scale), []
+    for channels, height, width in scaled_logit_shapes(scale):
         generator = torch.Generator().manual_seed(channels + height)
         logits = (torch.randn(channels, height, width, generator=generator) * 4).to(dtype).to(device)
 
         def reference(logits=logits):
-            return decode_scores(resize_bilinear(logits[None].float(), FRAME)[0], from_logits=True)
+            return decode_scores(resize_bilinear(logits[None].float(), frame)[0], from_logits=True)
 
         def fused(logits=logits):
-            return decode_logits(logits, FRAME)
+            return decode_logits(logits, frame)
 
         fns = {"interpolate + decode_scores": reference, "decode_logits": fused}
         ms = medians(device, fns, repeats)
@@ -115,22 +115,22 @@ def decision_rows(device: torch.device, repeats: int, dtype: torch.dtype) -> lis
     return rows
 
 
-def frame_rows(device: torch.device, repeats: int) -> list[dict]:
+def frame_rows(device: torch.device, repeats: int, scale: int = 1) -> list[dict]:
     """Decision + colour + statistics of one 2048x1024 frame on the device (what the node does per frame)."""
     palette = torch.from_numpy(TRAIN_ID_PALETTE.copy()).to(device)
-    rows = []
-    for channels, height, width in LOGIT_SHAPES:
+    frame, rows = scaled_frame(scale), []
+    for channels, height, width in scaled_logit_shapes(scale):
         generator = torch.Generator().manual_seed(channels)
         logits = (torch.randn(channels, height, width, generator=generator) * 4).to(device)
 
         def with_op(logits=logits):
-            labels, confidence = decode_logits(logits, FRAME)
+            labels, confidence = decode_logits(logits, frame)
             color = palette[labels.long()]
             counts, sums = tensor_label_histogram(labels, confidence)
             return color, counts, sums
 
         def with_bincount(logits=logits):  # the statistics as node/statistics.py counts them today
-            labels, confidence = decode_logits(logits, FRAME)
+            labels, confidence = decode_logits(logits, frame)
             color = palette[labels.long()]
             flat = labels.reshape(-1).long()
             counts = torch.bincount(flat, minlength=256)
@@ -153,6 +153,14 @@ def frame_rows(device: torch.device, repeats: int) -> list[dict]:
     return rows
 
 
+def scaled_frame(scale: int) -> tuple[int, int]:
+    return FRAME[0] // scale, FRAME[1] // scale
+
+
+def scaled_logit_shapes(scale: int) -> list[tuple[int, int, int]]:
+    return [(channels, height // scale, width // scale) for channels, height, width in LOGIT_SHAPES]
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| device | logits | method | median ms | peak MiB | labels equal |", "|---|---|---|---:|---:|---:|"]
     for r in rows:
@@ -167,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per method (default: CPU 3, CUDA 50)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--scale", type=int, default=1, help="frame and logits divided by this (dry runs: 8)")
     args = parser.parse_args(argv)
+    if args.scale < 1 or 128 % args.scale:
+        parser.error("--scale must divide 128 (the smallest logits' height)")
+    frame = scaled_frame(args.scale)
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all"):
         if torch.cuda.is_available():
@@ -184,15 +196,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{'loaded' if module is not None else compiled.unavailable_reason(op)}", flush=True)  # fmt: skip
         repeats = args.repeats or (3 if device.type == "cpu" else 50)
         with torch.inference_mode():
-            rows += decision_rows(device, repeats, torch.float32)
+            rows += decision_rows(device, repeats, torch.float32, args.scale)
             if device.type == "cuda":
-                rows += decision_rows(device, repeats, torch.bfloat16)
-                rows += frame_rows(device, repeats)
-    print(f"\nDecision of a {FRAME[1]}x{FRAME[0]} frame ({'; '.join(f'{k}: {v}' for k, v in names.items())})\n")
+                rows += decision_rows(device, repeats, torch.bfloat16, args.scale)
+                rows += frame_rows(device, repeats, args.scale)
+    print(f"\nDecision of a {frame[1]}x{frame[0]} frame ({'; '.join(f'{k}: {v}' for k, v in names.items())})\n")
     print(table(rows))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"frame": FRAME, "devices": names, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"frame": frame, "devices": names, "rows": rows}, indent=2))
     return 0
 
 

@@ -10,10 +10,13 @@ backbone (``segmentation/mmseg_custom``) and UperHead, from the official Citysca
 and timm, as ``tests/data/make_official_fixtures.py`` does (whose loading code is reused).
 
 What is timed, for both models: backbone + decode head (logits at 1/4 of the input), batch 1, random weights,
-a fresh random normalized input, inference mode. Official in fp32 (as its tools run it); ours in fp32 and in
-bf16 (weights converted as ``Predictor`` does for ``precision=bf16``). On CUDA each figure is the median of
+a fresh random normalized input, inference mode. Official in fp32 as its users run it: PyTorch's defaults, so cuDNN
+convolutions may use TF32 (``torch.backends.cudnn.allow_tf32``, on by default) and matmuls do not; the run states
+both switches. Ours in fp32 (the same switches), in bf16 as the ``Predictor`` runs ``precision=bf16`` (autocast
+with fp32 islands, ``precision.precision_scope``) and in bf16-cast (the whole model ``.to(torch.bfloat16)``; its
+classifier still computes in fp32, ``models.layers.float_island``). On CUDA each figure is the median of
 ``--repeats`` forwards timed with CUDA events after ``--warmup`` forwards; models alternate (official, ours
-fp32, ours bf16) within each repeat so that clocks and temperature are shared. The official fp32 logits and
+fp32, ours bf16, ours bf16-cast) within each repeat so that clocks and temperature are shared. The official fp32 logits and
 ours agree when the weights are the same; here they are not (two random draws), so only speed is compared.
 """
 
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
+from cityscapes_seg_ros.segmenter.precision import precision_scope  # noqa: E402
 
 CONFIGS = {
     "t": "upernet_internimage_t_512x1024_160k_cityscapes",
@@ -84,15 +88,21 @@ def official_builder(internimage: Path, ops_dcnv3: Path | None) -> Callable[[str
 def forwards(
     name: str, build_official: Callable[[str], torch.nn.Module], device: torch.device, x: torch.Tensor
 ) -> Dict[str, Callable[[], torch.Tensor]]:
-    """The three timed forwards (backbone + decode head) of model ``name``."""
+    """The timed forwards (backbone + decode head) of model ``name``."""
     official = build_official(name).to(device)
     ours = build_segmentor(name, device=device).eval()
-    ours_bf16 = build_segmentor(name, device=device).eval().to(torch.bfloat16)
+    ours_cast = build_segmentor(name, device=device).eval().to(torch.bfloat16)
     x_bf16 = x.to(torch.bfloat16)
+
+    def ours_bf16() -> torch.Tensor:
+        with precision_scope("bf16", device, autocast_cache=False):
+            return ours.decode_head(ours.backbone(x))
+
     return {
         "official_fp32": lambda: official.decode_head(official.extract_feat(x)),
         "ours_fp32": lambda: ours.decode_head(ours.backbone(x)),
-        "ours_bf16": lambda: ours_bf16.decode_head(ours_bf16.backbone(x_bf16)),
+        "ours_bf16": ours_bf16,
+        "ours_bf16_cast": lambda: ours_cast.decode_head(ours_cast.backbone(x_bf16)),
     }
 
 
@@ -124,11 +134,14 @@ def main(argv=None) -> None:
     height, width = (int(v) for v in args.size.split("x"))
     build_official = official_builder(args.internimage, args.ops_dcnv3)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    switches = dict(cudnn_tf32=torch.backends.cudnn.allow_tf32, matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
+    official_dcnv3 = "compiled op" if args.ops_dcnv3 else "pure-PyTorch core"
     print(f"device {name}, torch {torch.__version__}, input {height}x{width}, batch 1; official DCNv3: "
-          f"{'compiled op' if args.ops_dcnv3 else 'pure-PyTorch core'}\n")  # fmt: skip
-    print("| model | official fp32 frames/s | ours fp32 frames/s | ours bf16 frames/s | ours fp32 / official | "
-          "ours bf16 / official |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          f"{official_dcnv3}; fp32 runs with cuDNN TF32 {'on' if switches['cudnn_tf32'] else 'off'}, "
+          f"matmul TF32 {'on' if switches['matmul_tf32'] else 'off'} (PyTorch's defaults)\n")  # fmt: skip
+    print("| model | official fp32 frames/s | ours fp32 frames/s | ours bf16 frames/s | ours bf16-cast frames/s | "
+          "ours fp32 / official | ours bf16 / official | ours bf16-cast / official |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     results: List[Dict[str, object]] = []
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     for key in args.models.split(","):
@@ -143,10 +156,13 @@ def main(argv=None) -> None:
                     times[label].append(timed_ms(fn, device))
         fps = {label: 1e3 / statistics.median(values) for label, values in times.items()}
         results.append({"model": key, "size": [height, width], "device": name, **{f"{k}_fps": v for k, v in fps.items()},
-                        "ms": {k: statistics.median(v) for k, v in times.items()}})  # fmt: skip
+                        "ms": {k: statistics.median(v) for k, v in times.items()}, "official_dcnv3": official_dcnv3,
+                        **switches})  # fmt: skip
+        ratios = " | ".join(
+            f"{fps[k] / fps['official_fp32']:.2f}x" for k in ("ours_fp32", "ours_bf16", "ours_bf16_cast")
+        )
         print(f"| {key} | {fps['official_fp32']:.2f} | {fps['ours_fp32']:.2f} | {fps['ours_bf16']:.2f} | "
-              f"{fps['ours_fp32'] / fps['official_fp32']:.2f}x | {fps['ours_bf16'] / fps['official_fp32']:.2f}x |",
-              flush=True)  # fmt: skip
+              f"{fps['ours_bf16_cast']:.2f} | {ratios} |", flush=True)  # fmt: skip
         del runs
         if device.type == "cuda":
             torch.cuda.empty_cache()

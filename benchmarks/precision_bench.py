@@ -20,7 +20,10 @@ Each row: the median of --repeats timed forwards after --warmup (CUDA events on 
 fraction of pixels of --frames frames whose winning channel is the fp32 eager one (all of them, and those where
 fp32's top-2 logit margin is at least TIE_MARGIN: random weights' logits are nearly tied, see ``precision_check``).
 A row that fails reports its error and the run goes on. Memory is freed between models. On a GPU the UperNet head
-runs channels-last (the ``Predictor``'s CUDA default).
+runs channels-last (the ``Predictor``'s CUDA default); ``--channels-last on,off`` times both layouts (A/B).
+``--dcnv3-kernels baseline,smem,...`` (CUDA) repeats the rows with each forward kernel of the DCNv3 CUDA op
+(``set_forward_kernel``), recording the kernel requested and the one the op's last call ran (a gather kernel
+leaves shapes or alignments it cannot take to ``baseline``).
 
 Defaults by device: on CUDA the models are T, compiled with inductor, 3 warm-up and 10 timed forwards; on the
 CPU (the dry run) a tiny model of the official fixtures' shape, compiled with dynamo's "eager" backend (the
@@ -30,6 +33,7 @@ tracing and graph breaks are checked, inductor's code generation, minutes on two
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import json
@@ -38,12 +42,13 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from cityscapes_seg_ros import build_segmentor
+from cityscapes_seg_ros.dcnv3.compiled import load_dcnv3_op
 from cityscapes_seg_ros.models import InternImageConfig, SegmentorConfig, UPerHeadConfig
 from cityscapes_seg_ros.models.layers import resize_bilinear
 from cityscapes_seg_ros.segmenter.precision import DTYPES, precision_scope
@@ -81,6 +86,9 @@ class Row:
     decisive_agreement: Optional[float] = None  # over the pixels whose fp32 top-2 logit margin is >= TIE_MARGIN
     pixels: int = 0
     error: Optional[str] = None
+    channels_last: Optional[bool] = None
+    dcnv3_kernel: Optional[str] = None  # the CUDA forward kernel requested (None: the op's default) ...
+    dcnv3_kernel_used: Optional[str] = None  # ... and the one its latest call ran
 
 
 def cast_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -223,35 +231,64 @@ def free_memory(device: torch.device) -> None:
 def bench_model(key: str, args: argparse.Namespace, device: torch.device) -> List[Row]:
     torch.manual_seed(0)
     model = build_segmentor(TINY if key == "tiny" else MODEL_NAMES.get(key, key), None, device)
-    model.set_channels_last(device.type == "cuda")
+    model.set_channels_last(args.channels_last[0])
     height, width = args.size
     inputs = [x.to(device) for x in normalized_inputs(smooth_frames(args.frames, height, width, seed=1))]
     eager_fp32 = precision_forward(model, "fp32", device)
     reference = [winners_and_ties(decision_logits(eager_fp32(x), x)) for x in inputs]
     rows = []
-    for precision in args.precisions:
-        for mode in args.modes:
-            row = Row(model=key, precision=precision, mode=mode)
-            try:
-                run_row(row, model, inputs, reference, args, device)
-            except Exception as exc:  # noqa: BLE001  # a failing combination is a result, not the end of the run
-                lines = str(exc).strip().splitlines() or [""]
-                row.error = f"{type(exc).__name__}: {lines[0][:300]}"
-            rows.append(row)
-            print(format_row(row, rows), flush=True)
-            gc.collect()
+    for channels_last in args.channels_last:
+        model.set_channels_last(channels_last)
+        for kernel in args.dcnv3_kernels or [None]:
+            for precision in args.precisions:
+                for mode in args.modes:
+                    row = Row(model=key, precision=precision, mode=mode, channels_last=channels_last)
+                    try:
+                        with dcnv3_cuda_kernel(kernel, row):
+                            run_row(row, model, inputs, reference, args, device)
+                    except Exception as exc:  # noqa: BLE001  # a failing combination is a result, not the end
+                        lines = str(exc).strip().splitlines() or [""]
+                        row.error = f"{type(exc).__name__}: {lines[0][:300]}"
+                    rows.append(row)
+                    print(format_row(row, rows), flush=True)
+                    gc.collect()
     del model, inputs, reference, eager_fp32
     free_memory(device)
     return rows
 
 
+@contextlib.contextmanager
+def dcnv3_cuda_kernel(name: Optional[str], row: Row) -> Iterator[None]:
+    """Within: the DCNv3 CUDA op runs forward kernel ``name`` (None: as it is); the row records the kernel asked
+    for and the kernel the op's latest call ran."""
+    if name is None:
+        yield
+        return
+    row.dcnv3_kernel = name
+    op = load_dcnv3_op("cuda") if torch.cuda.is_available() else None
+    if op is None:
+        raise RuntimeError("unavailable: DCNv3 CUDA kernels need the CUDA op (a CUDA device)")
+    before = op.forward_kernel()
+    op.set_forward_kernel(name)
+    try:
+        yield
+        row.dcnv3_kernel_used = op.last_forward_kernel() if hasattr(op, "last_forward_kernel") else None
+    finally:
+        op.set_forward_kernel(before)
+
+
 def format_row(row: Row, rows: List[Row]) -> str:
+    layout = "on" if row.channels_last else "off"
+    kernel = row.dcnv3_kernel or "default"
+    if row.dcnv3_kernel_used not in (None, row.dcnv3_kernel):
+        kernel += f" (ran {row.dcnv3_kernel_used})"
+    lead = f"| {row.model} | {row.precision} | {row.mode} | {layout} | {kernel} |"
     if row.error:
-        return f"| {row.model} | {row.precision} | {row.mode} | | | | | {row.error} | |"
+        return f"{lead} | | | | {row.error} | |"
     base = next((r for r in rows if r.model == row.model and r.precision == "fp32" and r.mode == "eager"), None)
     speedup = f"{base.ms / row.ms:.2f}x" if base and base.ms else ""
     compile_s = "" if row.compile_s is None else f"{row.compile_s:.1f}"
-    return (f"| {row.model} | {row.precision} | {row.mode} | {row.ms:.2f} | {row.fps:.2f} | {speedup} | "
+    return (f"{lead} {row.ms:.2f} | {row.fps:.2f} | {speedup} | "
             f"{compile_s} | {100 * row.agreement:.3f} % | {percent(row.decisive_agreement)} |")  # fmt: skip
 
 
@@ -277,8 +314,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="timed forwards per row (CUDA: 10, CPU: 3)")
     parser.add_argument("--frames", type=int, default=2, help="frames for the argmax agreement")
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (CUDA: inductor, CPU: eager)")
+    parser.add_argument("--channels-last", default="auto", help="on, off, on,off (A/B) or auto (on on CUDA)")
+    parser.add_argument("--dcnv3-kernels", default="", help="CUDA: rows per DCNv3 forward kernel, e.g. baseline,smem")
     parser.add_argument("--json", default=None, help="write the rows and the setup here")
     args = parser.parse_args(argv)
+    layouts = {"on": True, "off": False, "auto": torch.device(args.device).type == "cuda"}
+    if any(v not in layouts for v in args.channels_last.split(",")):
+        parser.error(f"--channels-last: expected on, off, on,off or auto, got {args.channels_last!r}")
+    args.channels_last = [layouts[v] for v in args.channels_last.split(",")]
+    args.dcnv3_kernels = [k for k in args.dcnv3_kernels.split(",") if k]
     on_cuda = torch.device(args.device).type == "cuda"
     args.models = [m for m in (args.models or ("t" if on_cuda else "tiny")).split(",") if m]
     args.compile_backend = args.compile_backend or ("inductor" if on_cuda else "eager")
@@ -304,9 +348,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"{name}, torch {torch.__version__}, input {args.size[0]}x{args.size[1]}, batch 1, random weights; "
           f"median of {args.repeats} after {args.warmup} warm-up; agreement over {args.frames} frames\n")  # fmt: skip
-    print("| model | precision | mode | ms | frames/s | vs fp32 eager | compile/capture s | argmax = fp32 "
-          f"| same, margin >= {TIE_MARGIN:g} |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | precision | mode | channels-last | DCNv3 kernel | ms | frames/s | vs fp32 eager | compile/capture s "
+          f"| argmax = fp32 | same, margin >= {TIE_MARGIN:g} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows: List[Row] = []
     for key in args.models:
         rows += bench_model(key, args, device)

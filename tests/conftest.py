@@ -25,11 +25,23 @@ ROS_SOURCE = re.compile(r"\brclpy\b|\b\w+_msgs\.(?:msg|srv)\b|\bcityscapes_seg_r
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ros: uses rclpy, ROS 2 messages or the node (run on every tested distro)")
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (what scripts/gpu_check.sh runs on a lent GPU)")
+
+
+def needs_cuda(item: pytest.Item) -> bool:
+    """A test skipped without a CUDA device: a skipif mark (its own or its parameter's) that names CUDA, or a
+    fixture of the CUDA op (``cuda_op``, ``cuda_kernel``), which skips there."""
+    marks = item.iter_markers("skipif")
+    return any("CUDA" in str(mark.kwargs.get("reason", "")) for mark in marks) or any(
+        name.startswith("cuda_") for name in getattr(item, "fixturenames", ())
+    )
 
 
 def pytest_collection_modifyitems(config, items):
     is_ros_module = {}
     for item in items:
+        if needs_cuda(item):
+            item.add_marker(pytest.mark.cuda)
         path = item.path
         if path not in is_ros_module:
             is_ros_module[path] = bool(ROS_SOURCE.search(path.read_text(encoding="utf-8")))

@@ -378,6 +378,20 @@ def test_cuda_forward_kernels_on_unaligned_tensors(cuda_kernel, dtype):
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cuda_op_reports_the_kernel_a_forward_ran(cuda_op, cuda_kernel):
+    # benchmarks time "smem" etc.: a gather kernel that leaves unaligned tensors to the baseline must say so
+    n, h, w, g, cg = 1, 6, 7, 4, 16
+    args = kernel_args(3, 1, 1, 1, g, cg, 1.0)
+    inp, off, msk = make_inputs(n, h, w, g, cg, seed=14, device="cuda", dtype=torch.float32)
+    ext.dcnv3_forward(inp, off, msk, *args)
+    assert cuda_op.last_forward_kernel() == cuda_kernel
+    shifted = torch.empty(inp.numel() + 1, device="cuda", dtype=inp.dtype)[1:].view(inp.shape)
+    shifted.copy_(inp)
+    ext.dcnv3_forward(shifted, off, msk, *args)
+    assert cuda_op.last_forward_kernel() == "baseline"
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
 def test_cuda_forward_kernels_agree_with_the_baseline(cuda_op):
     inp, off, msk = make_inputs(2, 19, 33, 10, 16, seed=13, device="cuda", dtype=torch.float32)
     args = kernel_args(3, 1, 1, 1, 10, 16, 2.0)

@@ -1,4 +1,4 @@
-"""The DCNv3 core as the PyTorch operator ``torch.ops.cityscapes_seg.dcnv3`` (``ops/dcnv3_library.py``): its
+"""The DCNv3 core as the PyTorch operator ``torch.ops.cityscapes_seg.dcnv3`` (``dcnv3/library.py``): its
 registration (opcheck), its gradients, and that ``torch.compile(fullgraph=True)`` and ``torch.export`` see it
 as one op, in the DCNv3 module and in a whole (tiny) segmentor. CUDA variants run where a GPU is."""
 

@@ -1,4 +1,4 @@
-"""The node started by the bag tools and the demo (bag/node_process.NodeProcess) dies with the process that
+"""The node started by the bag tools and the demo (harness/node_process.NodeProcess) dies with the process that
 started it, ``kill -9`` included: no orphan keeps serving the camera topic."""
 
 import os

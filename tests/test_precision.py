@@ -7,7 +7,7 @@ from conftest import FIXTURES, load_fixture
 from torch.nn import functional as F
 
 from cityscapes_seg_ros import Predictor, build_segmentor
-from cityscapes_seg_ros.models.layers import FloatLayerNorm
+from cityscapes_seg_ros.models.layers import FloatLayerNorm, float_island
 from cityscapes_seg_ros.ops.score_decode import decode_scores
 from cityscapes_seg_ros.segmenter.choices import PRECISIONS
 from cityscapes_seg_ros.segmenter.options import ModelOptions
@@ -160,3 +160,24 @@ def test_cuda_precisions_keep_the_answer(tmp_path, precision):
     expected_ids, expected_confidence = old_decision(predictor, image)
     assert torch.equal(train_ids, expected_ids)
     torch.testing.assert_close(confidence, expected_confidence, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_cast_to_bf16_runs_and_its_classifier_gives_fp32_logits(tmp_path):
+    # official_model_bench.py times `model.to(torch.bfloat16)`: the classifier's fp32 island met bf16 weights
+    _, model = build_fixture_model("official_tiny_upernet_t_like", tmp_path)
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        expected = model.head_logits(x)
+        cast = model.to(torch.bfloat16)
+        head = cast.head_logits(x.to(torch.bfloat16))
+    assert head.dtype == torch.float32 and head.shape == expected.shape
+    assert cast.decode_head.conv_seg.weight.dtype == torch.bfloat16  # the island left the module as it was
+    relative_error = (head.double() - expected.double()).norm() / expected.double().norm()
+    assert relative_error < 0.1, relative_error
+
+
+def test_the_classifier_island_of_a_bf16_module_computes_in_fp32():
+    conv = torch.nn.Conv2d(64, 19, 1).to(torch.bfloat16)
+    x = torch.randn(2, 64, 8, 8, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16)
+    expected = F.conv2d(x.float(), conv.weight.float(), conv.bias.float())
+    torch.testing.assert_close(float_island(conv, x), expected, rtol=1e-6, atol=1e-6)

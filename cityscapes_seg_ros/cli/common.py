@@ -35,7 +35,7 @@ def run_command(prog: str, command: Callable[[], int]) -> int:
     """Run ``command``; a problem the user can fix (bad input, missing checkpoint, no CUDA) is one line, exit 2.
 
     Checkpoint, bag and dataset errors all derive from ValueError or RuntimeError. Ctrl-C exits 130 and SIGTERM
-    (where the command handles it: ``bag.interrupts.terminate_as_interrupt``) 143, the shells' conventions.
+    (where the command handles it: ``harness.interrupts.terminate_as_interrupt``) 143, the shells' conventions.
     """
     try:
         return command()

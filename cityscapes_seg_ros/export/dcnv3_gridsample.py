@@ -1,6 +1,6 @@
 """The DCNv3 core written with ``F.grid_sample`` and standard ops, for a plugin-free ONNX graph.
 
-Same layouts and meaning as ``ops.dcnv3`` (``ops/dcnv3_torch.py`` gives the sampling positions). Every group of
+Same layouts and meaning as ``ops.dcnv3`` (``dcnv3/reference.py`` gives the sampling positions). Every group of
 every image becomes one ``GridSample`` (bilinear, zeros padding, align_corners=False) over its ``Cg`` channels at
 ``Ho*Wo x K`` points, followed by the mask-weighted sum over the K points: ``GridSample``, ``Mul``, ``ReduceSum``,
 ``Reshape`` / ``Transpose``, which TensorRT (8.6+) and ONNX Runtime run natively. Zeros padding on the unpadded

@@ -47,11 +47,24 @@ class FloatLayerNorm(nn.LayerNorm):
 
 
 def float_island(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` in fp32 even under autocast (the classifier: low-precision logits would round near-ties)."""
+    """``module(x)`` in fp32 even under autocast (the classifier: low-precision logits would round near-ties).
+
+    A module whose weights were converted to a low precision (a whole model ``.to(torch.bfloat16)``) runs with
+    fp32 copies of them: the logits are fp32 either way.
+    """
     if x.device.type not in ("cpu", "cuda"):  # e.g. meta tensors (FLOP counting): no autocast to step out of
-        return module(x.float())
+        return _fp32_call(module, x.float())
     with torch.autocast(x.device.type, enabled=False):
-        return module(x.float())
+        return _fp32_call(module, x.float())
+
+
+def _fp32_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    tensors = dict(module.named_parameters())
+    tensors.update(module.named_buffers())
+    low = {name: t.float() for name, t in tensors.items() if t.is_floating_point() and t.dtype != torch.float32}
+    if not low:
+        return module(x)
+    return torch.func.functional_call(module, low, (x,), strict=False)
 
 
 def layer_norm(channels: int, in_channels_first: bool = False, out_channels_first: bool = False) -> nn.Sequential:

@@ -93,6 +93,9 @@ constexpr int kForwardKernelCount = 5;
 constexpr int kDefaultForwardKernel = kBaseline;
 constexpr const char* kForwardKernelEnv = "CITYSCAPES_SEG_DCNV3_CUDA_KERNEL";
 std::atomic<int> g_forward_kernel{-1};  // -1: not chosen yet (the environment is read at the first call)
+// the kernel the latest forward launched: a gather kernel that cannot take a call's shapes or alignment leaves it
+// to the baseline, and benchmarks must say so (-1: no forward yet)
+std::atomic<int> g_last_forward_kernel{-1};
 
 int forward_kernel_index(const std::string& name) {
     for (int i = 0; i < kForwardKernelCount; ++i)
@@ -350,13 +353,16 @@ void forward_with(const Geometry& s, const scalar_t* in, const scalar_t* off, co
                   int kernel, cudaStream_t stream) {
     if constexpr (sizeof(scalar_t) * CH <= 16) {  // (wider CH are never chosen: see forward_cuda_dispatch)
         const bool smem = kernel == kSmem || kernel == kTile, tile = kernel == kTile || kernel == kTileRegs;
-        if (kernel != kBaseline && launch_forward_gather<scalar_t, CH>(s, in, off, msk, out, smem, tile, stream))
+        if (kernel != kBaseline && launch_forward_gather<scalar_t, CH>(s, in, off, msk, out, smem, tile, stream)) {
+            g_last_forward_kernel.store(kernel, std::memory_order_relaxed);
             return;
+        }
     }
     if (kernel != kBaseline)  // the requested kernel cannot take this call: say so once, then run the baseline
         TORCH_WARN_ONCE("DCNv3 CUDA forward kernel '", kForwardKernelNames[kernel],
                         "' cannot run this call (indexing, channel width or shared memory); the baseline kernel runs it");
     launch_forward<scalar_t, at::opmath_type<scalar_t>, CH>(s, in, off, msk, out, stream);
+    g_last_forward_kernel.store(kBaseline, std::memory_order_relaxed);
 }
 
 template <typename scalar_t>
@@ -428,6 +434,11 @@ std::vector<std::string> dcnv3_cuda_forward_kernels() {
 }
 
 std::string dcnv3_cuda_forward_kernel() { return kForwardKernelNames[chosen_forward_kernel()]; }
+
+std::string dcnv3_cuda_last_forward_kernel() {
+    const int k = g_last_forward_kernel.load(std::memory_order_relaxed);
+    return k < 0 ? std::string() : kForwardKernelNames[k];
+}
 
 void dcnv3_cuda_set_forward_kernel(const std::string& name) {
     const int k = forward_kernel_index(name);

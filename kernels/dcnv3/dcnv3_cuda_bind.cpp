@@ -20,6 +20,7 @@ std::vector<at::Tensor> dcnv3_backward_cuda(const at::Tensor& input, const at::T
                                             const at::Tensor& grad_output);
 std::vector<std::string> dcnv3_cuda_forward_kernels();
 std::string dcnv3_cuda_forward_kernel();
+std::string dcnv3_cuda_last_forward_kernel();
 void dcnv3_cuda_set_forward_kernel(const std::string& name);
 }  // namespace csr_dcnv3
 
@@ -51,6 +52,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("set_forward_kernel", [](const std::string& name) {
             csr_value_error([&] { csr_dcnv3::dcnv3_cuda_set_forward_kernel(name); });
           }, "use this forward kernel from now on", py::arg("name"));
+    m.def("last_forward_kernel", &csr_dcnv3::dcnv3_cuda_last_forward_kernel,
+          "the kernel the latest forward ran: the chosen one, or baseline where a gather kernel cannot take the "
+          "call's shapes or alignment ('' before the first forward)");
 #ifdef CSR_SOURCE_DIGEST
     // set by the build (compiled.py, setup.py): lets the loader tell a build of these sources from a stale one
     m.attr("source_digest") = CSR_STRINGIFY(CSR_SOURCE_DIGEST);
