@@ -52,8 +52,9 @@ def check_header(data: np.ndarray, max_pixels: int) -> None:
             bomb_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
             if max_pixels >= bomb_limit:
                 return
-            raise ValueError(f"image too large: the header claims more than {bomb_limit} pixels, "
-                             f"more than the limit of {max_pixels}") from None  # fmt: skip
+            raise ValueError(
+                f"image too large: the header claims more than {bomb_limit} pixels, more than the limit of {max_pixels}"
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             return
     check_pixels(width, height, max_pixels, "the header claims")
@@ -63,8 +64,9 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
     if width < 1 or height < 1:
         raise ValueError(f"empty image: {what} {width}x{height}")
     if width * height > max_pixels:
-        raise ValueError(f"image too large: {what} {width}x{height} = {width * height} pixels, "
-                         f"more than the limit of {max_pixels}")  # fmt: skip
+        raise ValueError(
+            f"image too large: {what} {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
+        )
 
 
 def opencv_reason(exc: cv2.error) -> str:

@@ -18,8 +18,9 @@ def colorize(train_ids: np.ndarray) -> np.ndarray:
     return cv2.LUT(cv2.merge([train_ids] * 3), _PALETTE_LUT)  # a third of np.take's time at 2048x1024
 
 
-def overlay(image_rgb: np.ndarray, train_ids: np.ndarray, alpha: float = 0.5,
-            color: Optional[np.ndarray] = None) -> np.ndarray:  # fmt: skip
+def overlay(
+    image_rgb: np.ndarray, train_ids: np.ndarray, alpha: float = 0.5, color: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Blend the colour mask over an RGB image: (1 - alpha) * image + alpha * colour.
 
     Ignored pixels (255) keep the image unchanged. ``color``: ``colorize(train_ids)`` when already made.

@@ -243,8 +243,10 @@ def read_messages(
                     yield topic, msgtype, log_time, data
             reasons += skipped_chunks(part.target, scan)
             if scan.reason:
-                reasons.append(f"{path}: bag is truncated or corrupt ({part.why_scanned}; {part.target.name}: "
-                               f"{scan.reason}); {count} messages read up to the break")  # fmt: skip
+                reasons.append(
+                    f"{path}: bag is truncated or corrupt ({part.why_scanned}; {part.target.name}: "
+                    f"{scan.reason}); {count} messages read up to the break"
+                )
                 report_problem(reasons, problem)
                 break
             continue
@@ -264,8 +266,11 @@ def read_messages(
             continue
         files = mcap_files(part.target)
         if problem is None or not files or "checksum" not in str(failure).lower():
-            why = "a chunk fails its checksum (the data is corrupt)" if "checksum" in str(failure).lower() else (
-                f"{type(failure).__name__}: {failure}")  # fmt: skip
+            why = (
+                "a chunk fails its checksum (the data is corrupt)"
+                if "checksum" in str(failure).lower()
+                else (f"{type(failure).__name__}: {failure}")
+            )
             reasons.append(f"{path}: bag is truncated or corrupt after {count} messages: {why}")
             report_problem(reasons, problem)
             break
@@ -291,8 +296,10 @@ def skipped_chunks(file: Path, scan: McapScan) -> List[str]:
     """One line for the chunks a scan skipped (their messages are lost), none when it skipped none."""
     if not scan.skipped:
         return []
-    return [f"{file}: {len(scan.skipped)} corrupt MCAP chunk(s) skipped, their messages lost, the rest read: "
-            + "; ".join(scan.skipped)]  # fmt: skip
+    return [
+        f"{file}: {len(scan.skipped)} corrupt MCAP chunk(s) skipped, their messages lost, the rest read: "
+        + "; ".join(scan.skipped)
+    ]
 
 
 def report_problem(reasons: List[str], problem: Optional[ReadProblem]) -> None:
@@ -314,9 +321,11 @@ class UniqueStamps:
 
     def add(self, stamp_ns: int) -> None:
         if stamp_ns in self.seen:
-            raise BagError(f"{self.bag}: two messages on {self.topic} carry the header stamp {stamp_ns} ns; frames are "
-                           "matched to predictions and ground truth by stamp, so stamps must be unique (was the bag "
-                           "written at a --rate too high for its stamps?)")  # fmt: skip
+            raise BagError(
+                f"{self.bag}: two messages on {self.topic} carry the header stamp {stamp_ns} ns; frames are "
+                "matched to predictions and ground truth by stamp, so stamps must be unique (was the bag "
+                "written at a --rate too high for its stamps?)"
+            )
         self.seen.add(stamp_ns)
 
 

@@ -58,12 +58,15 @@ def cityscapes_frames(root: Path, split: str) -> Tuple[List[SourceFrame], List[s
         has_labels = sample.gt_label_ids.is_file()
         if not has_labels:
             missing_gt.append(f"{sample.relative.as_posix()}: no ground truth {sample.gt_label_ids}")
-        frames.append(SourceFrame(
-            sample.image, sample.relative.as_posix(),
-            sample.gt_label_ids if has_labels else None,
-            sample.gt_instance_ids if sample.gt_instance_ids.is_file() else None,
-            camera if camera.is_file() else None,
-        ))  # fmt: skip
+        frames.append(
+            SourceFrame(
+                sample.image,
+                sample.relative.as_posix(),
+                sample.gt_label_ids if has_labels else None,
+                sample.gt_instance_ids if sample.gt_instance_ids.is_file() else None,
+                camera if camera.is_file() else None,
+            )
+        )
     return frames, missing_gt
 
 
@@ -123,9 +126,10 @@ class MessageFactory:
 
     def compressed_image(self, stamp_ns: int, encoded: bytes, fmt: str) -> bytes:
         msg = self.types[COMPRESSED_IMAGE_TYPE](
-            header=self.header(stamp_ns), format=f"bgr8; {fmt} compressed bgr8",
+            header=self.header(stamp_ns),
+            format=f"bgr8; {fmt} compressed bgr8",
             data=np.frombuffer(encoded, dtype=np.uint8),
-        )  # fmt: skip
+        )
         return bytes(self.store.serialize_cdr(msg, COMPRESSED_IMAGE_TYPE))
 
     def camera_info(self, stamp_ns: int, width: int, height: int, intrinsics: Optional[Dict[str, float]]) -> bytes:
@@ -139,10 +143,18 @@ class MessageFactory:
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
         )
         msg = self.types[CAMERA_INFO_TYPE](
-            header=self.header(stamp_ns), height=height, width=width,
-            distortion_model="plumb_bob" if intrinsics else "", d=np.zeros(5 if intrinsics else 0),
-            k=k, r=np.eye(3).reshape(-1), p=p, binning_x=0, binning_y=0, roi=roi,
-        )  # fmt: skip
+            header=self.header(stamp_ns),
+            height=height,
+            width=width,
+            distortion_model="plumb_bob" if intrinsics else "",
+            d=np.zeros(5 if intrinsics else 0),
+            k=k,
+            r=np.eye(3).reshape(-1),
+            p=p,
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
+        )
         return bytes(self.store.serialize_cdr(msg, CAMERA_INFO_TYPE))
 
 
@@ -192,12 +204,16 @@ def frame_timing(options: ConvertOptions, frame_count: int) -> Tuple[int, int]:
         )
     period = 1e9 / rate
     if round(period) < 1:
-        raise BagError(f"--rate {rate} gives several frames one stamp (1 ns apart at the finest): "
-                       "at most 1e9 frames per second, finite")  # fmt: skip
+        raise BagError(
+            f"--rate {rate} gives several frames one stamp (1 ns apart at the finest): "
+            "at most 1e9 frames per second, finite"
+        )
     start_ns = round(start_sec * 1e9)
     if period > MAX_STAMP_NS or start_ns + period * max(frame_count - 1, 0) > MAX_STAMP_NS:
-        raise BagError(f"--rate {rate}: the last of {frame_count} frames would be stamped after "
-                       f"{MAX_STAMP_NS // 10**9} s since the epoch (2038), beyond a ROS time; use a higher --rate")  # fmt: skip
+        raise BagError(
+            f"--rate {rate}: the last of {frame_count} frames would be stamped after "
+            f"{MAX_STAMP_NS // 10**9} s since the epoch (2038), beyond a ROS time; use a higher --rate"
+        )
     return start_ns, round(period)
 
 
@@ -207,8 +223,12 @@ def check_options(options: ConvertOptions, frame_count: int) -> Tuple[int, int]:
         raise BagError(f"unknown compression {options.compressed!r}; expected one of {', '.join(COMPRESSIONS)}")
     if not 0 <= options.jpeg_quality <= 100:
         raise BagError(f"--jpeg-quality must be 0..100, got {options.jpeg_quality}")
-    topics = [compressed_topic(options.image_topic) if options.compressed else options.image_topic,
-              options.camera_info_topic, options.label_topic, options.instance_topic]  # fmt: skip
+    topics = [
+        compressed_topic(options.image_topic) if options.compressed else options.image_topic,
+        options.camera_info_topic,
+        options.label_topic,
+        options.instance_topic,
+    ]
     if len(set(topics)) != len(topics):
         raise BagError(f"the image, camera_info, label and instance topics must differ, got {', '.join(topics)}")
     return frame_timing(options, frame_count)
@@ -239,8 +259,9 @@ def write_bag(frames: List[SourceFrame], options: ConvertOptions) -> ConvertResu
         for frame in tqdm(frames, desc="writing bag", unit="frame"):
             stamp = start_ns + result.written * period_ns
             try:
-                messages = frame_messages(frame, stamp, factory, options, (image_conn, info_conn, label_conn,
-                                                                           instance_conn), result)  # fmt: skip
+                messages = frame_messages(
+                    frame, stamp, factory, options, (image_conn, info_conn, label_conn, instance_conn), result
+                )
             except (ValueError, OSError) as exc:
                 result.skipped.append(f"{frame.name}: {exc}")
                 tqdm.write(f"skipped {frame.name}: {exc}")
@@ -253,8 +274,9 @@ def write_bag(frames: List[SourceFrame], options: ConvertOptions) -> ConvertResu
     return result
 
 
-def frame_messages(frame: SourceFrame, stamp: int, factory: MessageFactory, options: ConvertOptions, connections,
-                   result: ConvertResult) -> list:  # fmt: skip
+def frame_messages(
+    frame: SourceFrame, stamp: int, factory: MessageFactory, options: ConvertOptions, connections, result: ConvertResult
+) -> list:
     """(connection, CDR bytes) of one frame: camera_info, the image, its ground truth."""
     image_conn, info_conn, label_conn, instance_conn = connections
     image = read_bgr(frame.image)

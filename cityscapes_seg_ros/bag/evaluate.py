@@ -42,8 +42,11 @@ def ground_truth_topics(summary: BagSummary, options: EvaluateOptions) -> Tuple[
     label = summary.require_type(options.label_topic, (IMAGE_TYPE,), "ground-truth label")
     instance = summary.require_type(options.instance_topic, (IMAGE_TYPE,), "ground-truth instance")
     if label is None:
-        log.warning("%s: no ground-truth topic %s: the frames will be segmented but not scored", summary.path,
-                    options.label_topic)  # fmt: skip
+        log.warning(
+            "%s: no ground-truth topic %s: the frames will be segmented but not scored",
+            summary.path,
+            options.label_topic,
+        )
     return (label.name if label else None), (instance.name if instance else None)
 
 
@@ -70,8 +73,16 @@ def evaluate_bag(bag: Path, options: EvaluateOptions) -> Report:
     outcome = score_predictions(bag, label_topic, instance_topic, collected.store)
     if label_topic is None:
         outcome.problems.append(f"no ground-truth topic {options.label_topic} in the bag: nothing scored")
-    report = build_report(bag, "offline" if options.offline else "live", image_topic, collected, outcome,
-                          frame_names(summary), summary.notes, summary.topics[image_topic].count)  # fmt: skip
+    report = build_report(
+        bag,
+        "offline" if options.offline else "live",
+        image_topic,
+        collected,
+        outcome,
+        frame_names(summary),
+        summary.notes,
+        summary.topics[image_topic].count,
+    )
     write_report(report, out)
     return report
 

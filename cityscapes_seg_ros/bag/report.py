@@ -66,9 +66,16 @@ def listed(items: List[str]) -> str:
     return ", ".join(items[:LISTED]) + more
 
 
-def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, outcome: ScoreOutcome,
-                 names: Dict[int, str], notes: Sequence[str] = (),
-                 expected_frames: Optional[int] = None) -> Report:  # fmt: skip
+def build_report(
+    bag: Path,
+    mode: str,
+    image_topic: str,
+    collected: Collected,
+    outcome: ScoreOutcome,
+    names: Dict[int, str],
+    notes: Sequence[str] = (),
+    expected_frames: Optional[int] = None,
+) -> Report:
     """Counts, scores, latency and throughput of one run; every shortfall listed under ``problems``.
 
     ``expected_frames``: the camera's message count in the bag's metadata; frames it lists that could not be read
@@ -87,9 +94,16 @@ def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, o
         if timing and timing.published_ns is not None and timing.received_ns is not None:
             latency = (timing.received_ns - timing.published_ns) / 1e6
             latencies.append(latency)
-        per_frame.append({"stamp_ns": stamp, "name": names.get(stamp), "latency_ms": latency,
-                          "predicted": stamp in store, "ground_truth": stamp in outcome.ground_truth_stamps,
-                          "bad_input": bad.get(stamp)})  # fmt: skip
+        per_frame.append(
+            {
+                "stamp_ns": stamp,
+                "name": names.get(stamp),
+                "latency_ms": latency,
+                "predicted": stamp in store,
+                "ground_truth": stamp in outcome.ground_truth_stamps,
+                "bad_input": bad.get(stamp),
+            }
+        )
     received = [t.received_ns for t in collected.timings.values() if t.received_ns is not None]
     published = [t.published_ns for t in collected.timings.values() if t.published_ns is not None]
     span_sec = (max(received) - min(published)) / 1e9 if received and published else 0.0
@@ -97,8 +111,10 @@ def build_report(bag: Path, mode: str, image_topic: str, collected: Collected, o
     problems = list(collected.problems) + list(outcome.problems)
     if expected > len(stamps):
         which = f": stamps {listed([named(s, names) for s in lost_stamps])}" if lost_stamps else ""
-        problems.append(f"{expected - len(stamps)} of the {expected} frames the bag lists could not be read "
-                        f"(corrupt or cut off){which}")  # fmt: skip
+        problems.append(
+            f"{expected - len(stamps)} of the {expected} frames the bag lists could not be read "
+            f"(corrupt or cut off){which}"
+        )
     if bad:
         frames = [f"stamp {named(s, names)}: {why}" for s, why in bad.items()]
         problems.append(f"{len(bad)} bad frames (not segmented): {listed(frames)}")
@@ -161,10 +177,12 @@ def run_rows(data: dict) -> List[tuple]:
         ("dropped (no prediction)", frames["dropped"]),
         ("without ground truth", frames["without_ground_truth"]),
         ("outputs matching no frame", frames["unmatched_outputs"]),
-        (f"latency p50 / p95 / max, ms ({LATENCY_KINDS[data['latency_kind']]})",
-         " / ".join(fmt(latency[k]) for k in ("p50", "p95", "max")) if latency else "n/a"),
+        (
+            f"latency p50 / p95 / max, ms ({LATENCY_KINDS[data['latency_kind']]})",
+            " / ".join(fmt(latency[k]) for k in ("p50", "p95", "max")) if latency else "n/a",
+        ),
         ("throughput, frames/s", fmt(data["throughput_fps"], 2)),
-    ]  # fmt: skip
+    ]
 
 
 def markdown(data: dict, latency_chart: Optional[str]) -> str:

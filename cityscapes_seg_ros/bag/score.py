@@ -23,8 +23,9 @@ class ScoreOutcome:
     problems: List[str] = field(default_factory=list)
 
 
-def score_predictions(bag: Path, label_topic: Optional[str], instance_topic: Optional[str],
-                      store: PredictionStore) -> ScoreOutcome:  # fmt: skip
+def score_predictions(
+    bag: Path, label_topic: Optional[str], instance_topic: Optional[str], store: PredictionStore
+) -> ScoreOutcome:
     """Feed every ground-truth frame that has a prediction into an Accumulator (``label_topic`` None: none)."""
     from ..evaluation.scoring import Accumulator
 

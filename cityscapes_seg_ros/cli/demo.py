@@ -92,8 +92,12 @@ def add_demo_parser(sub) -> None:
         help="exit (status 2) when the released weights cannot be had (no hub, not cached) instead "
         "of running the node with random weights",
     )
-    demo.add_argument("--timeout", type=float, default=600.0,
-                      help="seconds to wait for the node to start (model load) and for each frame (600)")  # fmt: skip
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the node to start (model load) and for each frame (600)",
+    )
     add_model_arguments(demo)
 
 
@@ -126,8 +130,10 @@ def ensure_weights(options: ModelOptions) -> ModelOptions:
             raise ValueError(f"checkpoint {checkpoint} does not exist or is not a file")
         return options
     if is_config_file(options.model) and checkpoint == HUB_CHECKPOINT:
-        raise ValueError(f"model config {options.model} has no released checkpoint on the hub: pass --checkpoint "
-                         "FILE, or --checkpoint none to run the pipeline with random weights")  # fmt: skip
+        raise ValueError(
+            f"model config {options.model} has no released checkpoint on the hub: pass --checkpoint "
+            "FILE, or --checkpoint none to run the pipeline with random weights"
+        )
     from ..segmenter import CheckpointError, download_from_hub, get_model_config, parse_hub_source
 
     default = None if is_config_file(options.model) else get_model_config(options.model).pretrained
@@ -205,8 +211,12 @@ def node_command(options: ModelOptions, given: List[str], camera: str, input_rel
     found = params_file()
     if found is None:
         log.info("the package's %s was not found; the node starts with its built-in defaults", PARAMS_FILE_NAME)
-    parameters = [f"image_topics:=['{camera}']", f"outputs:=[{', '.join(OUTPUTS)}]",
-                  f"input_reliability:={input_reliability}", "skip_unsubscribed:=false"]  # fmt: skip
+    parameters = [
+        f"image_topics:=['{camera}']",
+        f"outputs:=[{', '.join(OUTPUTS)}]",
+        f"input_reliability:={input_reliability}",
+        "skip_unsubscribed:=false",
+    ]
     parameters += options.node_parameters(sorted(set(given) | {"checkpoint"}))
     return ros_node_command("cityscapes_seg_ros.node", found, parameters)
 
@@ -242,10 +252,14 @@ class DemoSession:
         self.frames: Dict[int, Received] = {}
         self.lock = threading.Lock()
         self.subscriptions = [
-            node.create_subscription(ClassStatistics if kind == "statistics" else Image, output_topic(camera, kind),
-                                     lambda msg, kind=kind: self.on_output(kind, msg), reliable_qos(10))
+            node.create_subscription(
+                ClassStatistics if kind == "statistics" else Image,
+                output_topic(camera, kind),
+                lambda msg, kind=kind: self.on_output(kind, msg),
+                reliable_qos(10),
+            )
             for kind in OUTPUTS
-        ]  # fmt: skip
+        ]
         self.publisher = node.create_publisher(Image, camera, reliable_qos(10)) if publish else None
         if not publish:
             from rclpy.qos import qos_profile_sensor_data  # best effort: matches reliable and best-effort cameras
@@ -315,12 +329,16 @@ def wait_with_progress(condition, process, timeout_sec: float, what: str) -> Non
     while not condition():
         code = process.process.poll()
         if code is not None:
-            raise RuntimeError(f"the node exited with status {code} while waiting for {what}: "
-                               f"{node_failure(process.log_tail(40))} (its log: {process.log_path})")  # fmt: skip
+            raise RuntimeError(
+                f"the node exited with status {code} while waiting for {what}: "
+                f"{node_failure(process.log_tail(40))} (its log: {process.log_path})"
+            )
         now = time.monotonic()
         if now - started > timeout_sec:
-            raise RuntimeError(f"timed out after {timeout_sec:.0f} s waiting for {what}; the node's log "
-                               f"{process.log_path} ends with:\n{process.log_tail()}")  # fmt: skip
+            raise RuntimeError(
+                f"timed out after {timeout_sec:.0f} s waiting for {what}; the node's log "
+                f"{process.log_path} ends with:\n{process.log_tail()}"
+            )
         if now - last_note >= PROGRESS_EVERY_SEC:
             last_note = now
             log.info("still waiting for %s (%.0f s; node log: %s)", what, now - started, process.log_path)
@@ -336,8 +354,9 @@ def node_failure(log_tail: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def run_session(options: ModelOptions, given: List[str], args: argparse.Namespace,
-                frames: List[Tuple[str, np.ndarray]]) -> List[Tuple[str, Received]]:  # fmt: skip
+def run_session(
+    options: ModelOptions, given: List[str], args: argparse.Namespace, frames: List[Tuple[str, np.ndarray]]
+) -> List[Tuple[str, Received]]:
     """Start the node, feed it (or let the camera feed it), collect every frame; the node is always stopped."""
     from ..harness.interrupts import interrupts_deferred, terminate_as_interrupt
     from ..harness.node_process import NodeProcess
@@ -363,16 +382,24 @@ def run_session(options: ModelOptions, given: List[str], args: argparse.Namespac
             if args.camera:
                 count = args.frames or CAMERA_FRAMES
                 log.info("segmenting %d frames of %s", count, camera)
-                wait_with_progress(lambda: len(session.completed()) >= count, process, args.timeout,
-                                   f"{count} segmented frames of {camera}")  # fmt: skip
+                wait_with_progress(
+                    lambda: len(session.completed()) >= count,
+                    process,
+                    args.timeout,
+                    f"{count} segmented frames of {camera}",
+                )
                 stamps = session.completed()[:count]
                 names = [f"frame_{i:03d}" for i in range(len(stamps))]
             else:
                 stamps, names = [], []
                 for index, (name, image) in enumerate(frames):  # one at a time: none is dropped as stale
                     stamp = session.publish(image, index)
-                    wait_with_progress(lambda stamp=stamp: stamp in session.completed(), process, args.timeout,
-                                       f"the outputs of frame {name}")  # fmt: skip
+                    wait_with_progress(
+                        lambda stamp=stamp: stamp in session.completed(),
+                        process,
+                        args.timeout,
+                        f"the outputs of frame {name}",
+                    )
                     log.info("frame %d/%d (%s) segmented", index + 1, len(frames), name)
                     stamps.append(stamp)
                     names.append(name)
@@ -386,8 +413,13 @@ def run_session(options: ModelOptions, given: List[str], args: argparse.Namespac
 # ------------------------------------------------------------------------------------------ the results
 
 
-def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], out: Path, lockstep: bool,
-                  weights_note: Optional[str] = None) -> Dict[str, object]:  # fmt: skip
+def write_results(
+    options: ModelOptions,
+    collected: List[Tuple[str, Received]],
+    out: Path,
+    lockstep: bool,
+    weights_note: Optional[str] = None,
+) -> Dict[str, object]:
     """The contact sheet, overlays, class-share table and summary; ``weights_note``: why the weights are random."""
     from ..ros_contract.image_codec import decode_image
 
@@ -421,19 +453,22 @@ def write_results(options: ModelOptions, collected: List[Tuple[str, Received]], 
         "device": device_label(options.device),
         "frames": [name for name, _ in collected],
         "timing": timing,
-        "timing_mode": "one frame at a time (each sent when the previous one's outputs arrived)" if lockstep
+        "timing_mode": "one frame at a time (each sent when the previous one's outputs arrived)"
+        if lockstep
         else "live camera (latency from the frame's arrival here)",
         "class_shares": [{"class": n, "pixels": p, "percent": s} for n, p, s in rows],
         "contact_sheet": str(out / "contact_sheet.png"),
-    }  # fmt: skip
+    }
     write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     print(format_shares(rows))
     print(format_timing(timing, "one frame at a time" if lockstep else "live camera"))
     if options.random_weights:
         why = "the released weights could not be had" if weights_note else "--checkpoint none"
         print(f"RANDOM WEIGHTS ({why}): the pipeline ran, the segmentation is meaningless")
-    print(f"contact sheet: {out / 'contact_sheet.png'}; overlays: {out / 'overlay'}; table: "
-          f"{out / 'class_shares.csv'}; figures: {out / 'summary.json'}")  # fmt: skip
+    print(
+        f"contact sheet: {out / 'contact_sheet.png'}; overlays: {out / 'overlay'}; table: "
+        f"{out / 'class_shares.csv'}; figures: {out / 'summary.json'}"
+    )
     return summary
 
 
@@ -480,8 +515,10 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         import cityscapes_seg_ros.msg  # noqa: F401
     except ImportError:
-        raise RuntimeError("the node's messages (cityscapes_seg_ros.msg) are not built: run "
-                           "`bash scripts/setup.sh --ros` (or scripts/build_msgs.sh)") from None  # fmt: skip
+        raise RuntimeError(
+            "the node's messages (cityscapes_seg_ros.msg) are not built: run "
+            "`bash scripts/setup.sh --ros` (or scripts/build_msgs.sh)"
+        ) from None
     args.out.mkdir(parents=True, exist_ok=True)
     clear_previous_outputs(args.out)
     collected = run_session(options, given, args, frames)

@@ -116,8 +116,16 @@ def legend_entries(rows: Sequence[Tuple[str, int, float]]) -> List[Tuple[int, fl
 def _title(sheet: np.ndarray, model: str, random_weights: bool, note: str) -> None:
     cv2.putText(sheet, model, (GAP + 4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     if random_weights:
-        cv2.putText(sheet, "RANDOM WEIGHTS", (sheet.shape[1] - 250, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.75,
-                    (40, 40, 255), 2, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            sheet,
+            "RANDOM WEIGHTS",
+            (sheet.shape[1] - 250, 22),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.75,
+            (40, 40, 255),
+            2,
+            cv2.LINE_AA,
+        )
         origin = (sheet.shape[1] - 250, 40)
         cv2.putText(
             sheet, "the masks mean nothing", origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 255), 1, cv2.LINE_AA
@@ -127,8 +135,7 @@ def _title(sheet: np.ndarray, model: str, random_weights: bool, note: str) -> No
     for column, title in enumerate(COLUMN_TITLES):
         (text_width, _), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         x = GAP + column * (TILE_WIDTH + GAP) + (TILE_WIDTH - text_width) // 2
-        cv2.putText(sheet, title, (x, TITLE_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(sheet, title, (x, TITLE_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
 
 
 def _text(sheet: np.ndarray, text: str, origin: Tuple[int, int], scale: float, color) -> None:
@@ -163,8 +170,9 @@ def shares_csv(rows: Sequence[Tuple[str, int, float]]) -> str:
     return "class,pixels,percent\n" + "".join(f"{name},{pixels},{percent:.4f}\n" for name, pixels, percent in rows)
 
 
-def timing_summary(latencies_ms: Sequence[float], done_sec: Sequence[float],
-                   inference_ms: Sequence[float] = ()) -> Dict[str, Optional[float]]:  # fmt: skip
+def timing_summary(
+    latencies_ms: Sequence[float], done_sec: Sequence[float], inference_ms: Sequence[float] = ()
+) -> Dict[str, Optional[float]]:
     """Frame rate and latency figures; the first frame (the node's warm-up) is reported on its own.
 
     ``done_sec``: when each frame's outputs had all arrived (one clock); the frame rate is that of the outputs
@@ -193,7 +201,9 @@ def format_timing(summary: Dict[str, Optional[float]], what: str) -> str:
         return "n/a" if value is None else f"{value:.0f} ms"
 
     fps = summary.get("fps")
-    return (f"{summary['frames']} frames, {'n/a' if fps is None else f'{fps:.2f}'} frames/s ({what}); latency "
-            f"p50 {ms(summary['latency_p50_ms'])}, p95 {ms(summary['latency_p95_ms'])}, max "
-            f"{ms(summary['latency_max_ms'])} (first frame {ms(summary['first_frame_latency_ms'])}); node "
-            f"inference median {ms(summary['node_inference_median_ms'])}")  # fmt: skip
+    return (
+        f"{summary['frames']} frames, {'n/a' if fps is None else f'{fps:.2f}'} frames/s ({what}); latency "
+        f"p50 {ms(summary['latency_p50_ms'])}, p95 {ms(summary['latency_p95_ms'])}, max "
+        f"{ms(summary['latency_max_ms'])} (first frame {ms(summary['first_frame_latency_ms'])}); node "
+        f"inference median {ms(summary['node_inference_median_ms'])}"
+    )

@@ -72,13 +72,26 @@ def check_torch() -> List[Check]:
     try:
         torch = import_module("torch")
     except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install (OSError from a shared library)
-        return [Check("torch", MISSING, f"not importable ({_first_line(exc)})",
-                      "bash scripts/setup.sh (CPU), or pip install torch (a CUDA build for a GPU)", True)]  # fmt: skip
+        return [
+            Check(
+                "torch",
+                MISSING,
+                f"not importable ({_first_line(exc)})",
+                "bash scripts/setup.sh (CPU), or pip install torch (a CUDA build for a GPU)",
+                True,
+            )
+        ]
     cuda = getattr(torch.version, "cuda", None)
     if not cuda:
-        return [Check("torch", WARN, f"{torch.__version__}, a CPU-only build",
-                      "for a GPU install a CUDA build: pip install torch --index-url "
-                      "https://download.pytorch.org/whl/cu130 (then rerun scripts/setup.sh)")]  # fmt: skip
+        return [
+            Check(
+                "torch",
+                WARN,
+                f"{torch.__version__}, a CPU-only build",
+                "for a GPU install a CUDA build: pip install torch --index-url "
+                "https://download.pytorch.org/whl/cu130 (then rerun scripts/setup.sh)",
+            )
+        ]
     return [Check("torch", OK, f"{torch.__version__}, CUDA {cuda}")]
 
 
@@ -89,8 +102,14 @@ def check_gpu() -> List[Check]:
         return [Check("GPU", MISSING, "unknown: torch is not importable", "install torch first")]
     if not torch.cuda.is_available():
         why = "torch is a CPU-only build" if not torch.version.cuda else "no CUDA device visible (driver?)"
-        return [Check("GPU", WARN, f"none ({why}): the node runs on the CPU, far slower",
-                      "a CUDA GPU with its driver and a CUDA build of torch")]  # fmt: skip
+        return [
+            Check(
+                "GPU",
+                WARN,
+                f"none ({why}): the node runs on the CPU, far slower",
+                "a CUDA GPU with its driver and a CUDA build of torch",
+            )
+        ]
     from ..ops.op_records import cuda_arch_list
 
     checks = []
@@ -101,8 +120,14 @@ def check_gpu() -> List[Check]:
         if runs_on(archs, (major, minor)):
             checks.append(Check("GPU", OK, detail))
         else:
-            checks.append(Check("GPU", WARN, f"{detail}; the CUDA op is built for {archs}",
-                                f"TORCH_CUDA_ARCH_LIST={major}.{minor} bash scripts/setup.sh"))  # fmt: skip
+            checks.append(
+                Check(
+                    "GPU",
+                    WARN,
+                    f"{detail}; the CUDA op is built for {archs}",
+                    f"TORCH_CUDA_ARCH_LIST={major}.{minor} bash scripts/setup.sh",
+                )
+            )
     return checks
 
 
@@ -136,8 +161,14 @@ def check_compiled_ops() -> List[Check]:
         elif record.device_type == "cuda" and reason and "not available" in reason:
             checks.append(Check(what, WARN, f"not used: {reason} (the CPU path is used)"))
         else:
-            checks.append(Check(what, WARN, f"unavailable, its slower fallback is used: {reason or 'unknown'}",
-                                "bash scripts/setup.sh (builds the ops; a C++ compiler, and nvcc for CUDA)"))  # fmt: skip
+            checks.append(
+                Check(
+                    what,
+                    WARN,
+                    f"unavailable, its slower fallback is used: {reason or 'unknown'}",
+                    "bash scripts/setup.sh (builds the ops; a C++ compiler, and nvcc for CUDA)",
+                )
+            )
     return checks
 
 
@@ -162,8 +193,9 @@ def rclpy_import_problem(timeout_sec: float = 120.0) -> Optional[str]:
     if "rclpy" in sys.modules:
         return None
     try:
-        result = subprocess.run([sys.executable, "-c", "import rclpy"], capture_output=True, text=True,
-                                timeout=timeout_sec)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-c", "import rclpy"], capture_output=True, text=True, timeout=timeout_sec
+        )
     except subprocess.TimeoutExpired:
         return f"import rclpy did not finish within {timeout_sec:.0f} s"
     if result.returncode == 0:
@@ -189,12 +221,24 @@ def check_rclpy() -> List[Check]:
     distro = rclpy_distro(version, env_distro)
     where = f"rclpy {version or '(from a ROS 2 install)'} at {Path(rclpy.__file__).parent}"
     if distro is None:
-        return [Check("ROS 2 rclpy", WARN, f"{where}, distro unknown (no ROS_DISTRO, version not known)",
-                      "the node is tested on Jazzy and Kilted, API-checked on Humble")]  # fmt: skip
+        return [
+            Check(
+                "ROS 2 rclpy",
+                WARN,
+                f"{where}, distro unknown (no ROS_DISTRO, version not known)",
+                "the node is tested on Jazzy and Kilted, API-checked on Humble",
+            )
+        ]
     detail = f"{where}, ROS 2 {distro.capitalize()}"
     if env_distro and env_distro.lower() != distro:
-        return [Check("ROS 2 rclpy", WARN, f"{detail}, but ROS_DISTRO={env_distro}",
-                      "use one ROS 2 distro: source its setup.bash or use its wheels, not both")]  # fmt: skip
+        return [
+            Check(
+                "ROS 2 rclpy",
+                WARN,
+                f"{detail}, but ROS_DISTRO={env_distro}",
+                "use one ROS 2 distro: source its setup.bash or use its wheels, not both",
+            )
+        ]
     if distro == "humble":
         return [Check("ROS 2 rclpy", WARN, f"{detail}: API-checked, not tested (no Humble wheels)")]
     if distro not in TESTED_DISTROS:
@@ -208,9 +252,16 @@ def check_messages() -> List[Check]:
         import_module("cityscapes_seg_ros.msg")
         checks.append(Check("messages cityscapes_seg_ros", OK, "ClassStatistics, ClassStat importable"))
     except Exception as exc:  # noqa: BLE001
-        checks.append(Check("messages cityscapes_seg_ros", MISSING, f"not importable ({_first_line(exc)})",
-                            "bash scripts/setup.sh --ros (scripts/build_msgs.sh), or colcon build in a ROS 2 "
-                            "workspace and source install/setup.bash", True))  # fmt: skip
+        checks.append(
+            Check(
+                "messages cityscapes_seg_ros",
+                MISSING,
+                f"not importable ({_first_line(exc)})",
+                "bash scripts/setup.sh --ros (scripts/build_msgs.sh), or colcon build in a ROS 2 "
+                "workspace and source install/setup.bash",
+                True,
+            )
+        )
     missing = []
     for package in NODE_MESSAGES:
         try:
@@ -219,8 +270,15 @@ def check_messages() -> List[Check]:
             missing.append(package)
     if missing:
         wheels = " ".join("ros-" + p.replace("_", "-") for p in missing)
-        checks.append(Check("messages ROS 2", MISSING, f"not importable: {', '.join(missing)}",
-                            f"pip install {wheels} (or source the ROS 2 distro)", True))  # fmt: skip
+        checks.append(
+            Check(
+                "messages ROS 2",
+                MISSING,
+                f"not importable: {', '.join(missing)}",
+                f"pip install {wheels} (or source the ROS 2 distro)",
+                True,
+            )
+        )
     else:
         checks.append(Check("messages ROS 2", OK, ", ".join(NODE_MESSAGES)))
     try:
@@ -229,9 +287,14 @@ def check_messages() -> List[Check]:
             raise ImportError("vision_msgs older than 4.1 (no LabelInfo)")
         checks.append(Check("messages vision_msgs", OK, "LabelInfo: the class map is published"))
     except Exception as exc:  # noqa: BLE001
-        checks.append(Check("messages vision_msgs", WARN, f"not importable ({_first_line(exc)}): the node runs "
-                            "without publishing label_info", "scripts/build_vision_msgs.sh, or apt install "
-                            "ros-<distro>-vision-msgs"))  # fmt: skip
+        checks.append(
+            Check(
+                "messages vision_msgs",
+                WARN,
+                f"not importable ({_first_line(exc)}): the node runs without publishing label_info",
+                "scripts/build_vision_msgs.sh, or apt install ros-<distro>-vision-msgs",
+            )
+        )
     return checks
 
 
@@ -254,8 +317,15 @@ def check_rmw() -> List[Check]:
     found = rmw_library_found(name)
     if found is None:
         wheel = "ros-" + name.replace("_", "-")
-        return [Check("RMW / DDS", MISSING, f"{name} ({how}) not found",
-                      f"pip install {wheel}, or unset RMW_IMPLEMENTATION for Fast DDS", True)]  # fmt: skip
+        return [
+            Check(
+                "RMW / DDS",
+                MISSING,
+                f"{name} ({how}) not found",
+                f"pip install {wheel}, or unset RMW_IMPLEMENTATION for Fast DDS",
+                True,
+            )
+        ]
     detail = f"{name} ({how}), {found}"
     if name != "rmw_fastrtps_cpp":
         return [Check("RMW / DDS", WARN, f"{detail}: the package is tested with Fast DDS (rmw_fastrtps_cpp)")]
@@ -280,12 +350,15 @@ def check_hub_cache() -> List[Check]:
         if path is not None:
             checks.append(Check(topic, OK, f"cached ({path})"))
             continue
-        fix = "" if any(c.status == WARN for c in checks) else (
-            "they download on first use with network; or fetch as shown (or the file's URL "
-            f"{location.url.rsplit('/', 1)[0]}/<file>) and pass --checkpoint FILE"
-        )  # fmt: skip
-        checks.append(Check(topic, WARN, f"not cached: {download_command(location.repo_id, location.filename)}",
-                            fix))  # fmt: skip
+        fix = (
+            ""
+            if any(c.status == WARN for c in checks)
+            else (
+                "they download on first use with network; or fetch as shown (or the file's URL "
+                f"{location.url.rsplit('/', 1)[0]}/<file>) and pass --checkpoint FILE"
+            )
+        )
+        checks.append(Check(topic, WARN, f"not cached: {download_command(location.repo_id, location.filename)}", fix))
     return checks
 
 
@@ -299,10 +372,12 @@ def check_speed(budget_sec: float = 3.0) -> List[Check]:
         return [Check("speed estimate", WARN, f"not measured ({_first_line(exc)})")]
     h, w = estimate.measured_size
     th, tw = estimate.target_size
-    detail = (f"ESTIMATE ~{estimate.estimated_fps:.2g} frames/s ({_duration(estimate.estimated_ms)} a frame) "
-              f"for {model_label(estimate.model)} at {tw}x{th} on {estimate.device}: measured at {w}x{h} "
-              f"(DCNv3 core {estimate.dcnv3_ms:.0f} ms, head and dense layers {estimate.rest_ms:.0f} ms, "
-              f"median of {estimate.runs}), scaled x{estimate.flops_ratio:.0f} by FLOPs; network only")  # fmt: skip
+    detail = (
+        f"ESTIMATE ~{estimate.estimated_fps:.2g} frames/s ({_duration(estimate.estimated_ms)} a frame) "
+        f"for {model_label(estimate.model)} at {tw}x{th} on {estimate.device}: measured at {w}x{h} "
+        f"(DCNv3 core {estimate.dcnv3_ms:.0f} ms, head and dense layers {estimate.rest_ms:.0f} ms, "
+        f"median of {estimate.runs}), scaled x{estimate.flops_ratio:.0f} by FLOPs; network only"
+    )
     status = OK if estimate.device.startswith("cuda") else WARN
     return [Check("speed", status, detail, "" if status == OK else "a CUDA GPU is many times faster")]
 
@@ -314,9 +389,15 @@ def _duration(ms: float) -> str:
 # ------------------------------------------------------------------------------------------ the report
 
 CHECKS: Tuple[Callable[[], List[Check]], ...] = (
-    check_python, check_torch, check_gpu, check_compiled_ops, check_rclpy, check_messages, check_rmw,
+    check_python,
+    check_torch,
+    check_gpu,
+    check_compiled_ops,
+    check_rclpy,
+    check_messages,
+    check_rmw,
     check_hub_cache,
-)  # fmt: skip
+)
 
 
 def run_checks(benchmark: bool = True) -> List[Check]:
@@ -348,8 +429,11 @@ def format_report(checks: Sequence[Check]) -> str:
 
 
 def add_doctor_parser(sub) -> None:
-    doctor = sub.add_parser("doctor", help="check this machine for the node: torch, GPU, ops, ROS 2, weights, speed",
-                            description=__doc__.split("\n\n")[1])  # fmt: skip
+    doctor = sub.add_parser(
+        "doctor",
+        help="check this machine for the node: torch, GPU, ops, ROS 2, weights, speed",
+        description=__doc__.split("\n\n")[1],
+    )
     doctor.add_argument("--json", action="store_true", help="print JSON instead of the report")
     doctor.add_argument("--no-benchmark", action="store_true", help="skip the ~3-second speed estimate")
 

@@ -88,8 +88,9 @@ def command_score(args: argparse.Namespace) -> int:
     from ..evaluation.report import console_table
     from ..evaluation.run import score_predictions
 
-    result, _ = score_predictions(args.gt_root, args.pred_dir, args.split, args.json, args.report_dir,
-                                  args.workers, progress=not args.quiet)  # fmt: skip
+    result, _ = score_predictions(
+        args.gt_root, args.pred_dir, args.split, args.json, args.report_dir, args.workers, progress=not args.quiet
+    )
     if not args.quiet:
         print(console_table(result))
     return 0
@@ -100,8 +101,16 @@ def command_run(args: argparse.Namespace) -> int:
 
     options = ModelOptions.from_args(args)
     settings = RunSettings(split=args.split, **options.identity())
-    _, failed = run_evaluation(args.cityscapes_root, args.out, settings, model_predict_factory(options),
-                               options.device, args.color, args.workers, progress=not args.quiet)  # fmt: skip
+    _, failed = run_evaluation(
+        args.cityscapes_root,
+        args.out,
+        settings,
+        model_predict_factory(options),
+        options.device,
+        args.color,
+        args.workers,
+        progress=not args.quiet,
+    )
     for line in failed:
         log.error("skipped %s", line)
     return 1 if failed else 0

@@ -38,22 +38,42 @@ def add_export_parser(sub) -> None:
         "beside it, a YAML sidecar with the input/output names and shapes, mean/std, classes and palette. "
         "See docs/export.md.",
     )
-    export.add_argument("--size", type=parse_size, required=True, metavar="HxW",
-                        help="network input height x width, multiples of 32 (e.g. 512x1024)")  # fmt: skip
+    export.add_argument(
+        "--size",
+        type=parse_size,
+        required=True,
+        metavar="HxW",
+        help="network input height x width, multiples of 32 (e.g. 512x1024)",
+    )
     export.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
-    export.add_argument("--output", choices=OUTPUT_KINDS, default="argmax",
-                        help="argmax: int32 train ids [N, H, W] (255 = ignore); logits: float [N, 19, H, W] "
-                        "(default argmax)")  # fmt: skip
-    export.add_argument("--dcnv3", choices=DCNV3_MODES, default="gridsample",
-                        help="gridsample: standard ONNX ops only (default); op: one custom cityscapes_seg::DCNv3 "
-                        "node per block, for a runtime with a DCNv3 plugin")  # fmt: skip
+    export.add_argument(
+        "--output",
+        choices=OUTPUT_KINDS,
+        default="argmax",
+        help="argmax: int32 train ids [N, H, W] (255 = ignore); logits: float [N, 19, H, W] (default argmax)",
+    )
+    export.add_argument(
+        "--dcnv3",
+        choices=DCNV3_MODES,
+        default="gridsample",
+        help="gridsample: standard ONNX ops only (default); op: one custom cityscapes_seg::DCNv3 "
+        "node per block, for a runtime with a DCNv3 plugin",
+    )
     export.add_argument("--fp16", action="store_true", help="fp16 weights and compute (input and logits float32)")
-    export.add_argument("--normalize-in-graph", action="store_true",
-                        help="the graph normalises: feed RGB 0..255 instead of (x - mean) / std")  # fmt: skip
-    export.add_argument("--out", type=Path, metavar="FILE.onnx",
-                        help="output file (default <model>_<H>x<W>_<output>.onnx in the current folder)")  # fmt: skip
-    export.add_argument("--verify", action="store_true",
-                        help="run the file in ONNX Runtime (CPU) and compare it with the PyTorch model")  # fmt: skip
+    export.add_argument(
+        "--normalize-in-graph",
+        action="store_true",
+        help="the graph normalises: feed RGB 0..255 instead of (x - mean) / std",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE.onnx",
+        help="output file (default <model>_<H>x<W>_<output>.onnx in the current folder)",
+    )
+    export.add_argument(
+        "--verify", action="store_true", help="run the file in ONNX Runtime (CPU) and compare it with the PyTorch model"
+    )
     add_model_arguments(export)
 
 

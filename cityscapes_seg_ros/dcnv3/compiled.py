@@ -100,8 +100,15 @@ def nvcc_compile_command(
         raise RuntimeError(f"kernel sources not found (set {compiled.KERNELS_ENV})")
     src = root / OPS["dcnv3_cuda"].folder
     cmd = [nvcc, "-c", str(src / "dcnv3_cuda.cu"), "-o", str(output), *OPS["dcnv3_cuda"].cuda_flags]
-    cmd += ["-Xcompiler", "-fPIC", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
-            "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__", "--expt-relaxed-constexpr"]  # fmt: skip
+    cmd += [
+        "-Xcompiler",
+        "-fPIC",
+        "-D__CUDA_NO_HALF_OPERATORS__",
+        "-D__CUDA_NO_HALF_CONVERSIONS__",
+        "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
+        "-D__CUDA_NO_HALF2_OPERATORS__",
+        "--expt-relaxed-constexpr",
+    ]
     for inc in [*cpp_extension.include_paths(), *extra_include_paths, str(src)]:
         cmd += ["-I", inc]
     for a in archs:
@@ -130,8 +137,9 @@ def dcnv3_forward(
     if out is not None:
         check_dcnv3_result_tensor("out", out, input, ho, wo)
     module = _op_for(input.device)
-    return module.forward(input.contiguous(), offset.to(input.dtype).contiguous(), mask.to(input.dtype).contiguous(),
-                          *args, out)  # fmt: skip
+    return module.forward(
+        input.contiguous(), offset.to(input.dtype).contiguous(), mask.to(input.dtype).contiguous(), *args, out
+    )
 
 
 def dcnv3_backward(
@@ -147,8 +155,9 @@ def dcnv3_backward(
 
 
 def _backward(module, input, offset, mask, args, grad_output) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    gi, go, gm = module.backward(input.contiguous(), offset.contiguous(), mask.contiguous(), *args,
-                                 grad_output.to(input.dtype).contiguous())  # fmt: skip
+    gi, go, gm = module.backward(
+        input.contiguous(), offset.contiguous(), mask.contiguous(), *args, grad_output.to(input.dtype).contiguous()
+    )
     return gi, go, gm
 
 

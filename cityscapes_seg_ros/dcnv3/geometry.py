@@ -43,8 +43,10 @@ class DCNv3Geometry(NamedTuple):
         if len(values) == 1 and isinstance(values[0], DCNv3Geometry):
             return values[0]
         if len(values) != len(cls._fields):
-            raise TypeError(f"dcnv3: expected the {len(cls._fields)} arguments {', '.join(cls._fields)} after the "
-                            f"tensors, got {len(values)}")  # fmt: skip
+            raise TypeError(
+                f"dcnv3: expected the {len(cls._fields)} arguments {', '.join(cls._fields)} after the "
+                f"tensors, got {len(values)}"
+            )
         *whole, offset_scale = values
         return cls(*(int(value) for value in whole), float(offset_scale))
 
@@ -74,8 +76,12 @@ def check_dcnv3_args(
             raise ValueError(f"dcnv3: {name} must be 4-D channels-last [N, H, W, C], got shape {tuple(t.shape)}")
         if t.dtype not in SUPPORTED_DTYPES:
             raise ValueError(f"dcnv3: {name} has unsupported dtype {t.dtype} (float32, float16, bfloat16, float64)")
-    for name, v in (("kernel", (kernel_h, kernel_w)), ("stride", (stride_h, stride_w)),
-                    ("dilation", (dilation_h, dilation_w)), ("group/group_channels", (group, group_channels))):  # fmt: skip
+    for name, v in (
+        ("kernel", (kernel_h, kernel_w)),
+        ("stride", (stride_h, stride_w)),
+        ("dilation", (dilation_h, dilation_w)),
+        ("group/group_channels", (group, group_channels)),
+    ):
         if min(v) < 1:
             raise ValueError(f"dcnv3: {name} must be >= 1, got {v}")
     if min(pad_h, pad_w) < 0:

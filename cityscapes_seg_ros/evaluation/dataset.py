@@ -56,8 +56,10 @@ def split_folder(root: PathLike, kind: str, split: str) -> Path:
     folder = root / kind / split
     if not folder.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise DatasetError(f"{root}: no {kind}/{split}/ folder (the Cityscapes root holds gtFine/ and "
-                           f"leftImg8bit/; found: {', '.join(present) or 'nothing'})")  # fmt: skip
+        raise DatasetError(
+            f"{root}: no {kind}/{split}/ folder (the Cityscapes root holds gtFine/ and "
+            f"leftImg8bit/; found: {', '.join(present) or 'nothing'})"
+        )
     return folder
 
 
@@ -101,11 +103,14 @@ def match_predictions(gt_files: Sequence[Path], prediction_dir: PathLike) -> Lis
         else:
             pairs.append(ScorePair(found[0], gt, instance_file(gt)))
     if missing:
-        raise DatasetError(f"no prediction in {prediction_dir} for {len(missing)} of {len(gt_files)} ground-truth "
-                           f"files ({listing(f'{frame_key(p.name)}*.png' for p in missing)})")  # fmt: skip
+        raise DatasetError(
+            f"no prediction in {prediction_dir} for {len(missing)} of {len(gt_files)} ground-truth "
+            f"files ({listing(f'{frame_key(p.name)}*.png' for p in missing)})"
+        )
     if ambiguous:
-        raise DatasetError(f"several predictions in {prediction_dir} match one ground-truth file "
-                           f"({listing(ambiguous)})")  # fmt: skip
+        raise DatasetError(
+            f"several predictions in {prediction_dir} match one ground-truth file ({listing(ambiguous)})"
+        )
     require_instance_files(p.gt_instance_ids for p in pairs)
     return pairs
 
@@ -132,11 +137,12 @@ def find_samples(root: PathLike, split: str = "val") -> List[Sample]:
         relative = image.relative_to(image_folder)
         samples.append(Sample(key, relative, image, gt, instance_file(gt)))
     if without_gt:
-        raise DatasetError(f"{len(without_gt)} images have no ground truth in {gt_folder} "
-                           f"({listing(without_gt)})")  # fmt: skip
+        raise DatasetError(f"{len(without_gt)} images have no ground truth in {gt_folder} ({listing(without_gt)})")
     if gt_by_key:
-        raise DatasetError(f"{len(gt_by_key)} ground-truth files have no image in {image_folder} "
-                           f"({listing(str(p) for p in gt_by_key.values())})")  # fmt: skip
+        raise DatasetError(
+            f"{len(gt_by_key)} ground-truth files have no image in {image_folder} "
+            f"({listing(str(p) for p in gt_by_key.values())})"
+        )
     require_instance_files(s.gt_instance_ids for s in samples)
     return samples
 

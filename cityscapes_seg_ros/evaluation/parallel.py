@@ -60,8 +60,9 @@ class Helper:
         package_parent = str(Path(cityscapes_seg_ros.__file__).resolve().parents[1])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen([sys.executable, "-c", _HELPER_COMMAND], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, bufsize=0, env=env)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _HELPER_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env
+        )
         self.ready = False
         self.in_flight = 0
 
@@ -103,8 +104,9 @@ class Helper:
             self.process.wait()
 
 
-def share_work(pairs: Deque, score: Callable[[Any], Any], merge: Callable[[Any], None], helpers: int,
-               done: Callable[[], None]) -> None:  # fmt: skip
+def share_work(
+    pairs: Deque, score: Callable[[Any], Any], merge: Callable[[Any], None], helpers: int, done: Callable[[], None]
+) -> None:
     """Score ``pairs`` here and in ``helpers`` helper processes; ``merge`` each result, ``done`` after each.
 
     The first error (of any process) is raised here, with its message; every helper has ended on return.

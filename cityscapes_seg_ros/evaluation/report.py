@@ -60,8 +60,10 @@ def markdown_report(result: Mapping, details: Mapping[str, str], images: Optiona
         lines.append("")
     for title, file_name in (images or {}).items():
         lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
-    lines.append("Undefined scores (no ground truth and no false positives) are shown as –; averages skip them, "
-                 "as the official cityscapesScripts evaluator does.")  # fmt: skip
+    lines.append(
+        "Undefined scores (no ground truth and no false positives) are shown as –; averages skip them, "
+        "as the official cityscapesScripts evaluator does."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -137,8 +139,11 @@ def write_json(result: Mapping, path: Path) -> None:
 
 def write_reports(result: Mapping, confusion: np.ndarray, folder: Path, details: Mapping[str, str]) -> Dict[str, Path]:
     """report.md, iou_per_class.png and confusion_matrix.png in ``folder``; returns their paths."""
-    paths = {"bar chart": folder / BAR_CHART_NAME, "confusion matrix": folder / CONFUSION_NAME,
-             "report": folder / MARKDOWN_NAME}  # fmt: skip
+    paths = {
+        "bar chart": folder / BAR_CHART_NAME,
+        "confusion matrix": folder / CONFUSION_NAME,
+        "report": folder / MARKDOWN_NAME,
+    }
     plot_class_iou(result, paths["bar chart"])
     plot_confusion(confusion, paths["confusion matrix"])
     images = {"IoU per class": BAR_CHART_NAME, "Confusion matrix": CONFUSION_NAME}

@@ -80,8 +80,11 @@ def score_predictions(
         write_json(result, json_path)
         log.info("scores written to %s", json_path)
     if report_dir is not None:
-        about = {"ground truth": f"{gt_root}/gtFine/{split} ({len(pairs)} images)",
-                 "predictions": str(prediction_dir), **(details or {})}  # fmt: skip
+        about = {
+            "ground truth": f"{gt_root}/gtFine/{split} ({len(pairs)} images)",
+            "predictions": str(prediction_dir),
+            **(details or {}),
+        }
         written = write_reports(result, accumulator.confusion, report_dir, about)
         log.info("report written: %s", ", ".join(str(p) for p in written.values()))
     return result, accumulator
@@ -106,8 +109,10 @@ def check_settings(out_dir: Path, settings: RunSettings) -> None:
         changed = {k: (recorded.get(k), v) for k, v in wanted.items() if recorded.get(k) != v}
         if changed:
             differences = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
-            raise RunError(f"{out_dir} holds predictions made with other settings ({differences}); "
-                           "use another --out, or delete the folder to start over")  # fmt: skip
+            raise RunError(
+                f"{out_dir} holds predictions made with other settings ({differences}); "
+                "use another --out, or delete the folder to start over"
+            )
         return
     write_atomic(path, (json.dumps(wanted, indent=2) + "\n").encode())
 
@@ -171,8 +176,14 @@ def run_evaluation(
         check_settings(out_dir, settings)
         mine = distributed.take_shard(samples, shard)
         todo = [s for s in mine if not output_files(out_dir, s, False)[LABEL_IDS_DIR].is_file()]
-        log.info("rank %d/%d: %d of the %d images, %d already predicted", shard.rank, shard.world_size,
-                 len(mine), len(samples), len(mine) - len(todo))  # fmt: skip
+        log.info(
+            "rank %d/%d: %d of the %d images, %d already predicted",
+            shard.rank,
+            shard.world_size,
+            len(mine),
+            len(samples),
+            len(mine) - len(todo),
+        )
         if color:
             add_missing_colors([s for s in mine if s not in todo], out_dir)
         failed = predict_samples(todo, make_predict(device), out_dir, color, shard, progress) if todo else []
@@ -181,12 +192,22 @@ def run_evaluation(
             return None, failed
         missing = [str(s.image) for s in samples if not output_files(out_dir, s, False)[LABEL_IDS_DIR].is_file()]
         if missing:
-            raise RunError(f"{len(missing)} images have no prediction, so the split cannot be scored "
-                           f"({listing(missing)}); see the log of the rank that skipped them, fix them "
-                           "and rerun: finished images are kept")  # fmt: skip
+            raise RunError(
+                f"{len(missing)} images have no prediction, so the split cannot be scored "
+                f"({listing(missing)}); see the log of the rank that skipped them, fix them "
+                "and rerun: finished images are kept"
+            )
         details = settings.describe()
-        result, _ = score_predictions(cityscapes_root, out_dir / LABEL_IDS_DIR, settings.split,
-                                      out_dir / JSON_NAME, out_dir, workers, details, progress)  # fmt: skip
+        result, _ = score_predictions(
+            cityscapes_root,
+            out_dir / LABEL_IDS_DIR,
+            settings.split,
+            out_dir / JSON_NAME,
+            out_dir,
+            workers,
+            details,
+            progress,
+        )
         if progress:
             print(console_table(result))
         return result, failed

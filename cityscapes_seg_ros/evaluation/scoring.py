@@ -275,8 +275,10 @@ def _check_instance_labels(instance_labels: np.ndarray) -> None:
     for label_id in np.unique(instance_labels):
         label = LABEL_BY_ID[int(label_id)]
         if not label.ignore_in_eval and not label.has_instances:
-            raise ValueError(f"instance id {int(label_id) * INSTANCE_ID_OFFSET + 1}.. names class {label.name}, "
-                             "which has no instances")  # fmt: skip
+            raise ValueError(
+                f"instance id {int(label_id) * INSTANCE_ID_OFFSET + 1}.. names class {label.name}, "
+                "which has no instances"
+            )
 
 
 def read_label_image(path: PathLike) -> np.ndarray:

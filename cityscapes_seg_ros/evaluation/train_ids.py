@@ -52,5 +52,7 @@ def reject_train_id_predictions(predictions: Sequence[Path], prediction_dir: Pat
         return
     label_ids_dir = prediction_dir.parent / "labelIds"
     where = f"pass {label_ids_dir}" if label_ids_dir.is_dir() else "pass the labelIds/ folder of `predict` or `run`"
-    raise DatasetError(f"{prediction_dir} holds train-id PNGs (values 0..18 and 255, e.g. {sample[0].name}), "
-                       f"not label ids (the official result format, 0..33): {where}")  # fmt: skip
+    raise DatasetError(
+        f"{prediction_dir} holds train-id PNGs (values 0..18 and 255, e.g. {sample[0].name}), "
+        f"not label ids (the official result format, 0..33): {where}"
+    )

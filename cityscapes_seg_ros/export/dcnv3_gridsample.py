@@ -30,9 +30,15 @@ __all__ = ["dcnv3_core_gridsample", "gridsample_dcnv3", "swapped_dcnv3_core"]
 
 
 def _normalised_positions(
-    out_size: int, in_size: int, stride: int, pad: int, dilation: int, kernel: int, offset_scale: float,
+    out_size: int,
+    in_size: int,
+    stride: int,
+    pad: int,
+    dilation: int,
+    kernel: int,
+    offset_scale: float,
     taps_of_point: torch.Tensor,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """[out_size, K] grid_sample coordinates (align_corners=False) of every point before its learned offset."""
     half = (dilation * (kernel - 1)) // 2
     base = torch.arange(out_size, dtype=torch.float64) * stride - pad + half

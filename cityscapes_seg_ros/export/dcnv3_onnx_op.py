@@ -31,9 +31,18 @@ __all__ = [
 DCNV3_DOMAIN = "cityscapes_seg"
 DCNV3_OP_TYPE = "DCNv3"
 DCNV3_INT_ATTRIBUTES = (
-    "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "group",
-    "group_channels", "im2col_step",
-)  # fmt: skip
+    "kernel_h",
+    "kernel_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "dilation_h",
+    "dilation_w",
+    "group",
+    "group_channels",
+    "im2col_step",
+)
 IM2COL_STEP = 256  # the official modules' value; our kernels take the whole batch and ignore it
 _CONTRIB_DOMAIN = "ai.onnx.contrib"  # the one domain onnxruntime-extensions' Python ops live in
 
@@ -71,13 +80,39 @@ def dcnv3_translation_table() -> Dict[Callable, Callable]:
     register_dcnv3_schema()
     opset = onnxscript.values.Opset(DCNV3_DOMAIN, 1)
 
-    def dcnv3_node(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
-                   dilation_w, group, group_channels, offset_scale):  # fmt: skip
+    def dcnv3_node(
+        input,
+        offset,
+        mask,
+        kernel_h,
+        kernel_w,
+        stride_h,
+        stride_w,
+        pad_h,
+        pad_w,
+        dilation_h,
+        dilation_w,
+        group,
+        group_channels,
+        offset_scale,
+    ):
         return opset.DCNv3(
-            input, offset, mask, kernel_h=kernel_h, kernel_w=kernel_w, stride_h=stride_h, stride_w=stride_w,
-            pad_h=pad_h, pad_w=pad_w, dilation_h=dilation_h, dilation_w=dilation_w, group=group,
-            group_channels=group_channels, offset_scale=float(offset_scale), im2col_step=IM2COL_STEP,
-        )  # fmt: skip
+            input,
+            offset,
+            mask,
+            kernel_h=kernel_h,
+            kernel_w=kernel_w,
+            stride_h=stride_h,
+            stride_w=stride_w,
+            pad_h=pad_h,
+            pad_w=pad_w,
+            dilation_h=dilation_h,
+            dilation_w=dilation_w,
+            group=group,
+            group_channels=group_channels,
+            offset_scale=float(offset_scale),
+            im2col_step=IM2COL_STEP,
+        )
 
     return {torch.ops.cityscapes_seg.dcnv3.default: dcnv3_node}
 

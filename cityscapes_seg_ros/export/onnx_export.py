@@ -217,9 +217,17 @@ def _traced_onnx(graph: ExportGraph, settings: ExportSettings) -> Any:
         stack.enter_context(_quiet_logger("torch.onnx"))  # e.g. "torchvision is not installed", irrelevant here
         stack.enter_context(redirect_stdout(io.StringIO()))  # the exporter prints its progress
         program = torch.onnx.export(
-            graph, (example,), None, dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
-            output_names=[settings.output_name], custom_translation_table=table, verbose=False, optimize=True,
-        )  # fmt: skip
+            graph,
+            (example,),
+            None,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[settings.output_name],
+            custom_translation_table=table,
+            verbose=False,
+            optimize=True,
+        )
     return program.model_proto
 
 
@@ -250,11 +258,20 @@ def export_onnx(
     model.doc_string = f"{model_name} ({settings.output}, DCNv3 {settings.dcnv3}); sidecar {sidecar_path(path).name}"
     onnx.checker.check_model(model, full_check=True)
     contents = sidecar_contents(
-        onnx_file=path.name, model=model_name, checkpoint=checkpoint, opset=OPSET, dcnv3=settings.dcnv3,
-        precision="fp16" if settings.fp16 else "fp32", normalize_in_graph=settings.normalize_in_graph,
-        input_name=INPUT_NAME, input_shape=list(settings.input_shape), output_name=settings.output_name,
-        output_kind=settings.output, output_shape=list(settings.output_shape), output_dtype=settings.output_dtype,
-    )  # fmt: skip
+        onnx_file=path.name,
+        model=model_name,
+        checkpoint=checkpoint,
+        opset=OPSET,
+        dcnv3=settings.dcnv3,
+        precision="fp16" if settings.fp16 else "fp32",
+        normalize_in_graph=settings.normalize_in_graph,
+        input_name=INPUT_NAME,
+        input_shape=list(settings.input_shape),
+        output_name=settings.output_name,
+        output_kind=settings.output,
+        output_shape=list(settings.output_shape),
+        output_dtype=settings.output_dtype,
+    )
     sidecar = sidecar_path(path)
     with _staged(path) as staged_onnx, _staged(sidecar) as staged_sidecar:
         onnx.save(model, str(staged_onnx))

@@ -72,8 +72,10 @@ class NodeProcess:
     def check_alive(self) -> None:
         code = self.process.poll()
         if code is not None:
-            raise HarnessError(f"the node exited with status {code} before the evaluation finished; "
-                           f"its log {self.log_path} ends with:\n{self.log_tail()}")  # fmt: skip
+            raise HarnessError(
+                f"the node exited with status {code} before the evaluation finished; "
+                f"its log {self.log_path} ends with:\n{self.log_tail()}"
+            )
 
     def log_tail(self, lines: int = 20) -> str:
         self.log_file.flush()

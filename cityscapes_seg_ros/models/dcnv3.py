@@ -74,5 +74,16 @@ class DCNv3(nn.Module):
     def geometry(self) -> DCNv3Geometry:
         """The core's non-tensor arguments, in the official order."""
         k = self.kernel_size
-        return DCNv3Geometry(k, k, self.stride, self.stride, self.pad, self.pad, self.dilation, self.dilation,
-                             self.group, self.group_channels, float(self.offset_scale))  # fmt: skip
+        return DCNv3Geometry(
+            k,
+            k,
+            self.stride,
+            self.stride,
+            self.pad,
+            self.pad,
+            self.dilation,
+            self.dilation,
+            self.group,
+            self.group_channels,
+            float(self.offset_scale),
+        )

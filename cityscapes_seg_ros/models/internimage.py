@@ -154,10 +154,26 @@ class InternImage(nn.Module):
 def internimage_config_from_mmseg(backbone: dict) -> InternImageConfig:
     """Read an official ``backbone=dict(type='InternImage', ...)`` config into ours."""
     supported = {
-        "type", "core_op", "channels", "depths", "groups", "mlp_ratio", "drop_rate", "drop_path_rate",
-        "drop_path_type", "act_layer", "norm_layer", "layer_scale", "offset_scale", "post_norm", "with_cp",
-        "out_indices", "frozen_stages", "init_cfg", "pretrained",
-    }  # fmt: skip
+        "type",
+        "core_op",
+        "channels",
+        "depths",
+        "groups",
+        "mlp_ratio",
+        "drop_rate",
+        "drop_path_rate",
+        "drop_path_type",
+        "act_layer",
+        "norm_layer",
+        "layer_scale",
+        "offset_scale",
+        "post_norm",
+        "with_cp",
+        "out_indices",
+        "frozen_stages",
+        "init_cfg",
+        "pretrained",
+    }
     unsupported = sorted(set(backbone) - supported)
     if unsupported:
         raise ValueError(f"InternImage options not supported (InternImage-H/G only): {unsupported}")

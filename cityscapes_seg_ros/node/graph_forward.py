@@ -89,8 +89,12 @@ class GraphForward:
                 captured = self._capture(key, x)
             else:
                 self._eager.add(key)
-                log.info("%d CUDA graphs held (max_graphs): input %s %s runs eagerly", len(self._graphs),
-                         list(key[0]), key[1])  # fmt: skip
+                log.info(
+                    "%d CUDA graphs held (max_graphs): input %s %s runs eagerly",
+                    len(self._graphs),
+                    list(key[0]),
+                    key[1],
+                )
         if captured is None:
             return self.forward(x)
         captured.static_input.copy_(x)
@@ -112,13 +116,19 @@ class GraphForward:
         except RuntimeError as exc:
             self._eager.add(key)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log.warning("CUDA graph capture for input %s %s failed; that shape runs eagerly: %s",
-                        list(key[0]), key[1], reason)  # fmt: skip
+            log.warning(
+                "CUDA graph capture for input %s %s failed; that shape runs eagerly: %s", list(key[0]), key[1], reason
+            )
             return None
         self._graphs[key] = captured
         self.captures += 1
-        log.info("captured a CUDA graph for input %s %s in %.2f s (%d held)", list(key[0]), key[1],
-                 time.perf_counter() - start, len(self._graphs))  # fmt: skip
+        log.info(
+            "captured a CUDA graph for input %s %s in %.2f s (%d held)",
+            list(key[0]),
+            key[1],
+            time.perf_counter() - start,
+            len(self._graphs),
+        )
         return captured
 
     def _capture_graph(self, x: torch.Tensor) -> CapturedForward:

@@ -21,9 +21,11 @@ except ImportError:  # vision_msgs not installed, or older than 4.1
 UNLABELED_NAME = "unlabeled"
 # Every publisher of the class map keeps its last message for subscribers that join later.
 LABEL_INFO_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
     reliability=ReliabilityPolicy.RELIABLE,
-)  # fmt: skip
+)
 
 
 def label_info_message(stamp: Any, frame_id: str = "") -> Optional[Any]:

@@ -120,9 +120,13 @@ class Camera:
         self.input_topic = input_topic(self.image_topic, settings.input_transport)
         self.subscriptions: List[Any] = []
         output_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=2, durability=DurabilityPolicy.VOLATILE,
-            reliability=ReliabilityPolicy.RELIABLE if settings.output_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
-        )  # fmt: skip
+            history=HistoryPolicy.KEEP_LAST,
+            depth=2,
+            durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE
+            if settings.output_reliability == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
         topic = self.image_topic
         self.publishers = {
             kind: node.create_publisher(Image, output_topic(topic, kind), output_qos) for kind in IMAGE_OUTPUTS
@@ -146,19 +150,23 @@ class Camera:
         """Subscribe the camera's image and camera_info topics (frames start arriving in the slot)."""
         settings = self._node.settings
         input_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=qos_profile_sensor_data.depth, durability=DurabilityPolicy.VOLATILE,
-            reliability=ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
-        )  # fmt: skip
+            history=HistoryPolicy.KEEP_LAST,
+            depth=qos_profile_sensor_data.depth,
+            durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE
+            if settings.input_reliability == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         message_type = CompressedImage if settings.input_transport == "compressed" else Image
         on_image = self._on_image_with_info if CALLBACKS_TAKE_MESSAGE_INFO else self._on_image
         self.last_frame_at = time.monotonic()
         self.subscriptions = [
-            self._node.create_subscription(message_type, self.input_topic, on_image, input_qos,
-                                           event_callbacks=events),
-            self._node.create_subscription(CameraInfo, camera_info_topic(self.image_topic), self._on_camera_info,
-                                           input_qos),
-        ]  # fmt: skip
+            self._node.create_subscription(message_type, self.input_topic, on_image, input_qos, event_callbacks=events),
+            self._node.create_subscription(
+                CameraInfo, camera_info_topic(self.image_topic), self._on_camera_info, input_qos
+            ),
+        ]
 
     def unsubscribe(self) -> None:
         """Stop receiving: destroy the subscriptions and drop a frame still waiting in the slot."""
@@ -222,9 +230,11 @@ class Camera:
 
     def _incompatible_qos(self, event: Any) -> None:
         self._node.log_throttled(
-            self, "qos", f"{self.input_topic}: a publisher's QoS is incompatible with input_reliability="
+            self,
+            "qos",
+            f"{self.input_topic}: a publisher's QoS is incompatible with input_reliability="
             f"{self._node.settings.input_reliability} (best-effort publishers need input_reliability:=best_effort)",
-        )  # fmt: skip
+        )
 
     def take(self) -> Optional[tuple[Any, float]]:
         frame, self.pending = self.pending, None
@@ -443,8 +453,15 @@ class SegmentationCore:
             return False
         return True
 
-    def publish_outputs(self, camera: Camera, header: Any, image: np.ndarray, result: FrameResult,
-                        wanted: Set[str], settings: NodeSettings) -> None:  # fmt: skip
+    def publish_outputs(
+        self,
+        camera: Camera,
+        header: Any,
+        image: np.ndarray,
+        result: FrameResult,
+        wanted: Set[str],
+        settings: NodeSettings,
+    ) -> None:
         pubs = camera.publishers
         if "labels" in wanted:
             self.publish_image(camera, "labels", result.train_ids, LABELS_ENCODING, header, settings)
@@ -491,7 +508,7 @@ class SegmentationCore:
                 pixel_count=s.pixel_count,
                 fraction=s.fraction,
                 mean_confidence=s.mean_confidence,
-            )  # fmt: skip
+            )
             for s in class_stats(result.pixel_counts, result.confidence_sums, settings.class_subset)
         ]
         msg.ignored_pixel_count = ignored_count(result.pixel_counts)
@@ -556,10 +573,12 @@ class SegmentationCore:
         window_s = camera.recent.window_s
         health = camera_health(self.serving, c.processed, silent_s, settings.frame_timeout_s, recent, window_s)
         return DiagnosticStatus(
-            level=DIAGNOSTIC_LEVELS[health.level], name=f"{self.get_name()}: {camera.input_topic}",
-            message=health.message, hardware_id=values["device"],
+            level=DIAGNOSTIC_LEVELS[health.level],
+            name=f"{self.get_name()}: {camera.input_topic}",
+            message=health.message,
+            hardware_id=values["device"],
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )  # fmt: skip
+        )
 
     def _graphs_state(self) -> str:
         if self.predictor is None or self.predictor.device.type != "cuda":

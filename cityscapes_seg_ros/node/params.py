@@ -104,77 +104,164 @@ def _check_outputs(value: Sequence[str]) -> Optional[str]:
 
 
 PARAMETERS: Tuple[ParameterSpec, ...] = (
-    ParameterSpec("model", DEFAULT_MODEL,
-                  "model name (cityscapes-seg models) or a YAML/JSON file holding an mmseg model dict", check=model_problem),
-    ParameterSpec("checkpoint", HUB_CHECKPOINT,
-                  "'hub' (the model's released file, Hugging Face cache), hf://owner/repo/file[@rev], a local .pth, "
-                  "or 'none' for random weights (testing only)", check=_check_checkpoint),
+    ParameterSpec(
+        "model",
+        DEFAULT_MODEL,
+        "model name (cityscapes-seg models) or a YAML/JSON file holding an mmseg model dict",
+        check=model_problem,
+    ),
+    ParameterSpec(
+        "checkpoint",
+        HUB_CHECKPOINT,
+        "'hub' (the model's released file, Hugging Face cache), hf://owner/repo/file[@rev], a local .pth, "
+        "or 'none' for random weights (testing only)",
+        check=_check_checkpoint,
+    ),
     ParameterSpec("hub_offline", False, "only look in the local Hugging Face cache for hub checkpoints"),
     ParameterSpec("device", "auto", "auto (cuda when available), cpu, cuda or cuda:<index>", check=device_problem),
     ParameterSpec("precision", "fp32", "inference precision (autocast)", choices=PRECISIONS),
-    ParameterSpec("dcnv3_backend", "auto", "DCNv3 core: auto (compiled op when available) or torch",
-                  choices=DCNV3_BACKENDS),
-    ParameterSpec("inference_size", list(DEFAULT_INFERENCE_SIZE),
-                  "[long edge, short edge] bound of the keep-ratio resize before the network (the official 2048x1024)",
-                  value_range=(32, 8192), runtime=True, check=_check_size),
-    ParameterSpec("resize", "keep_ratio",
-                  "keep_ratio: fit the image into inference_size keeping its aspect ratio (official test pipeline); "
-                  "none: run the network at the input resolution", choices=("keep_ratio", "none"), runtime=True),
+    ParameterSpec(
+        "dcnv3_backend", "auto", "DCNv3 core: auto (compiled op when available) or torch", choices=DCNV3_BACKENDS
+    ),
+    ParameterSpec(
+        "inference_size",
+        list(DEFAULT_INFERENCE_SIZE),
+        "[long edge, short edge] bound of the keep-ratio resize before the network (the official 2048x1024)",
+        value_range=(32, 8192),
+        runtime=True,
+        check=_check_size,
+    ),
+    ParameterSpec(
+        "resize",
+        "keep_ratio",
+        "keep_ratio: fit the image into inference_size keeping its aspect ratio (official test pipeline); "
+        "none: run the network at the input resolution",
+        choices=("keep_ratio", "none"),
+        runtime=True,
+    ),
     ParameterSpec("mode", "whole", "whole image or sliding 512x1024 windows", choices=MODES, runtime=True),
     ParameterSpec("tta", "none", "test-time augmentation", choices=TTA_CHOICES, runtime=True),
-    ParameterSpec("max_batch_size", 1,
-                  "most frames (one per camera, the newest each) that go through the network as one batch; only "
-                  "frames of one size, without TTA, in whole mode are batched; 1: one frame at a time",
-                  value_range=(1, 16), runtime=True),
-    ParameterSpec("cuda_graphs", True,
-                  "on a GPU, replay the network's forward as a CUDA graph per input size and batch size (captured "
-                  "on the first frame of each; whole mode, no multi-scale TTA); ignored on the CPU", runtime=True),
-    ParameterSpec("image_topics", ["/camera/image_raw"],
-                  "input image topics, one camera each; outputs go to <topic's namespace>/segmentation/",
-                  check=_check_topics),
-    ParameterSpec("input_transport", "raw",
-                  "raw: sensor_msgs/Image on each topic; compressed: sensor_msgs/CompressedImage on <topic>/compressed",
-                  choices=INPUT_TRANSPORTS),
-    ParameterSpec("input_reliability", "reliable",
-                  "QoS reliability of the image subscriptions (sensor-data profile otherwise). reliable: only "
-                  "reliable publishers connect, large images arrive between processes; best_effort: every publisher "
-                  "connects, but Fast DDS drops most images above ~512 KB between processes",
-                  choices=("reliable", "best_effort")),
-    ParameterSpec("output_reliability", "reliable",
-                  "QoS reliability of the outputs; reliable publishers serve reliable and best-effort subscribers",
-                  choices=("reliable", "best_effort")),
-    ParameterSpec("outputs", ["labels", "color", "overlay", "statistics", "camera_info"],
-                  f"what to publish per camera: any of {', '.join(OUTPUT_KINDS)}",
-                  choices=OUTPUT_KINDS, runtime=True, check=_check_outputs),
-    ParameterSpec("skip_unsubscribed", True,
-                  "make and publish each output only while someone subscribes to it; a camera whose outputs "
-                  "(statistics and camera_info included) have no subscriber is not segmented at all",
-                  runtime=True),
-    ParameterSpec("overlay_alpha", 0.5, "weight of the colour mask in the overlay", value_range=(0.0, 1.0), runtime=True),
-    ParameterSpec("confidence_encoding", "mono8",
-                  "confidence image: mono8 (probability * 255) or 32FC1 (probability)",
-                  choices=CONFIDENCE_ENCODINGS, runtime=True),
-    ParameterSpec("statistics_rate", 0.0,
-                  "most ClassStatistics messages per second and camera; 0: one per segmented frame",
-                  value_range=(0.0, 1000.0), runtime=True),
-    ParameterSpec("classes", [ALL_CLASSES],
-                  "class subset: 'all', or class names; other classes are published as ignore (255) and left out "
-                  "of the statistics", runtime=True, check=_check_classes),
-    ParameterSpec("max_pixels", 16_777_216, "larger input images are refused (bad input)",
-                  value_range=(1, 2**31 - 1), runtime=True),
-    ParameterSpec("diagnostics_rate", 1.0, "DiagnosticArray messages per second on /diagnostics",
-                  value_range=(0.1, 100.0)),
-    ParameterSpec("log_throttle_s", 5.0, "at most one error log per problem kind and camera in this many seconds",
-                  value_range=(0.0, 3600.0), runtime=True),
-    ParameterSpec("frame_timeout_s", 3.0,
-                  "a camera without a frame for this long is WARN on /diagnostics, for twice as long STALE",
-                  value_range=(0.1, 3600.0), runtime=True),
-    ParameterSpec("health_window_s", 10.0,
-                  "the window of the recent_* figures on /diagnostics: a camera is WARN while it holds bad inputs "
-                  "or failures, and OK again after this long of good frames", value_range=(1.0, 3600.0), runtime=True),
-    ParameterSpec("jpeg_quality", 90, "JPEG quality (1-100) of the color and overlay <topic>/compressed outputs",
-                  value_range=(1, 100), runtime=True),
-)  # fmt: skip
+    ParameterSpec(
+        "max_batch_size",
+        1,
+        "most frames (one per camera, the newest each) that go through the network as one batch; only "
+        "frames of one size, without TTA, in whole mode are batched; 1: one frame at a time",
+        value_range=(1, 16),
+        runtime=True,
+    ),
+    ParameterSpec(
+        "cuda_graphs",
+        True,
+        "on a GPU, replay the network's forward as a CUDA graph per input size and batch size (captured "
+        "on the first frame of each; whole mode, no multi-scale TTA); ignored on the CPU",
+        runtime=True,
+    ),
+    ParameterSpec(
+        "image_topics",
+        ["/camera/image_raw"],
+        "input image topics, one camera each; outputs go to <topic's namespace>/segmentation/",
+        check=_check_topics,
+    ),
+    ParameterSpec(
+        "input_transport",
+        "raw",
+        "raw: sensor_msgs/Image on each topic; compressed: sensor_msgs/CompressedImage on <topic>/compressed",
+        choices=INPUT_TRANSPORTS,
+    ),
+    ParameterSpec(
+        "input_reliability",
+        "reliable",
+        "QoS reliability of the image subscriptions (sensor-data profile otherwise). reliable: only "
+        "reliable publishers connect, large images arrive between processes; best_effort: every publisher "
+        "connects, but Fast DDS drops most images above ~512 KB between processes",
+        choices=("reliable", "best_effort"),
+    ),
+    ParameterSpec(
+        "output_reliability",
+        "reliable",
+        "QoS reliability of the outputs; reliable publishers serve reliable and best-effort subscribers",
+        choices=("reliable", "best_effort"),
+    ),
+    ParameterSpec(
+        "outputs",
+        ["labels", "color", "overlay", "statistics", "camera_info"],
+        f"what to publish per camera: any of {', '.join(OUTPUT_KINDS)}",
+        choices=OUTPUT_KINDS,
+        runtime=True,
+        check=_check_outputs,
+    ),
+    ParameterSpec(
+        "skip_unsubscribed",
+        True,
+        "make and publish each output only while someone subscribes to it; a camera whose outputs "
+        "(statistics and camera_info included) have no subscriber is not segmented at all",
+        runtime=True,
+    ),
+    ParameterSpec(
+        "overlay_alpha", 0.5, "weight of the colour mask in the overlay", value_range=(0.0, 1.0), runtime=True
+    ),
+    ParameterSpec(
+        "confidence_encoding",
+        "mono8",
+        "confidence image: mono8 (probability * 255) or 32FC1 (probability)",
+        choices=CONFIDENCE_ENCODINGS,
+        runtime=True,
+    ),
+    ParameterSpec(
+        "statistics_rate",
+        0.0,
+        "most ClassStatistics messages per second and camera; 0: one per segmented frame",
+        value_range=(0.0, 1000.0),
+        runtime=True,
+    ),
+    ParameterSpec(
+        "classes",
+        [ALL_CLASSES],
+        "class subset: 'all', or class names; other classes are published as ignore (255) and left out "
+        "of the statistics",
+        runtime=True,
+        check=_check_classes,
+    ),
+    ParameterSpec(
+        "max_pixels",
+        16_777_216,
+        "larger input images are refused (bad input)",
+        value_range=(1, 2**31 - 1),
+        runtime=True,
+    ),
+    ParameterSpec(
+        "diagnostics_rate", 1.0, "DiagnosticArray messages per second on /diagnostics", value_range=(0.1, 100.0)
+    ),
+    ParameterSpec(
+        "log_throttle_s",
+        5.0,
+        "at most one error log per problem kind and camera in this many seconds",
+        value_range=(0.0, 3600.0),
+        runtime=True,
+    ),
+    ParameterSpec(
+        "frame_timeout_s",
+        3.0,
+        "a camera without a frame for this long is WARN on /diagnostics, for twice as long STALE",
+        value_range=(0.1, 3600.0),
+        runtime=True,
+    ),
+    ParameterSpec(
+        "health_window_s",
+        10.0,
+        "the window of the recent_* figures on /diagnostics: a camera is WARN while it holds bad inputs "
+        "or failures, and OK again after this long of good frames",
+        value_range=(1.0, 3600.0),
+        runtime=True,
+    ),
+    ParameterSpec(
+        "jpeg_quality",
+        90,
+        "JPEG quality (1-100) of the color and overlay <topic>/compressed outputs",
+        value_range=(1, 100),
+        runtime=True,
+    ),
+)
 
 SPECS: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 
@@ -234,10 +321,16 @@ class NodeSettings:
     def model_options(self) -> ModelOptions:
         """The model part of the parameters, for ``segmenter.build_predictor``."""
         return ModelOptions(
-            model=self.model, checkpoint=self.checkpoint, hub_offline=self.hub_offline, device=self.device,
-            precision=self.precision, mode=self.mode, tta=self.tta, img_scale=self.inference_size,
+            model=self.model,
+            checkpoint=self.checkpoint,
+            hub_offline=self.hub_offline,
+            device=self.device,
+            precision=self.precision,
+            mode=self.mode,
+            tta=self.tta,
+            img_scale=self.inference_size,
             dcnv3_backend=self.dcnv3_backend,
-        )  # fmt: skip
+        )
 
     @property
     def class_subset(self) -> Optional[Tuple[int, ...]]:

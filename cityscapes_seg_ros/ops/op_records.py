@@ -88,7 +88,7 @@ RECORDS = (
     OpRecord("score_decode_cpu", "score_decode", ("score_decode_cpu.cpp",), "cpu", "torch", _DECODE_FLAGS, _OPENMP),
     OpRecord(
         "score_decode_cuda", "score_decode", _DECODE_CUDA_SOURCES, "cuda", "torch", _CUDA_FLAGS, cuda_flags=_CUDA_FLAGS
-    ),  # fmt: skip
+    ),
     OpRecord("png_unfilter", "png_unfilter", ("png_unfilter.cpp",), "cpu", "library", _LIBRARY_FLAGS),
 )
 OPS = {record.name: record for record in RECORDS}
@@ -136,8 +136,9 @@ def read_switch(environ: Mapping[str, str] = os.environ) -> Switch:
     value = environ[name]
     mode = _parse(value)
     if name == OLD_SWITCH_ENV:
-        warnings.append(f"{OLD_SWITCH_ENV} is deprecated (it switches every compiled op); "
-                        f"use {SWITCH_ENV}={mode or 'auto'}")  # fmt: skip
+        warnings.append(
+            f"{OLD_SWITCH_ENV} is deprecated (it switches every compiled op); use {SWITCH_ENV}={mode or 'auto'}"
+        )
     if mode is None:
         warnings.append(f"{name}={value!r} not understood (use {', '.join(MODES)}); using auto")
         mode = "auto"

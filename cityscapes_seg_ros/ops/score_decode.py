@@ -77,8 +77,9 @@ def _compiled_op(tensor: torch.Tensor, backend: str, caller: str):
     name = _OP_BY_DEVICE.get(device)
     module = None if name is None else compiled.load(name)
     if backend != "auto" and module is None:
-        raise RuntimeError(f"compiled score decode op unavailable for {device} tensors: "
-                           f"{compiled.unavailable_reason(name)}")  # fmt: skip
+        raise RuntimeError(
+            f"compiled score decode op unavailable for {device} tensors: {compiled.unavailable_reason(name)}"
+        )
     return module
 
 

@@ -56,8 +56,9 @@ def normalize_bgr(image_bgr: np.ndarray) -> np.ndarray:
     out = np.empty((3, *image_bgr.shape[:2]), np.float32)
     for channel, plane in enumerate(reversed(planes)):  # BGR -> RGB
         np.subtract(plane, np.float32(MEAN_RGB[channel]), out=out[channel], dtype=np.float32)
-        np.multiply(out[channel], 1.0 / np.float64(STD_RGB[channel]), out=out[channel], dtype=np.float64,
-                    casting="unsafe")  # fmt: skip
+        np.multiply(
+            out[channel], 1.0 / np.float64(STD_RGB[channel]), out=out[channel], dtype=np.float64, casting="unsafe"
+        )
     return out
 
 

@@ -180,12 +180,16 @@ def load_segmentor(options: ModelOptions):
 
         with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random state left as it was
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            return build_segmentor(model_spec(options.model), None, options.device,
-                                   dcnv3_backend=options.dcnv3_backend)  # fmt: skip
+            return build_segmentor(model_spec(options.model), None, options.device, dcnv3_backend=options.dcnv3_backend)
     return build_segmentor(
-        model_spec(options.model), options.checkpoint, options.device, revision=options.revision,
-        cache_dir=options.cache_dir, offline=options.hub_offline or None, dcnv3_backend=options.dcnv3_backend,
-    )  # fmt: skip
+        model_spec(options.model),
+        options.checkpoint,
+        options.device,
+        revision=options.revision,
+        cache_dir=options.cache_dir,
+        offline=options.hub_offline or None,
+        dcnv3_backend=options.dcnv3_backend,
+    )
 
 
 def build_predictor(options: ModelOptions, predictor_class: Optional[Type] = None):
@@ -196,8 +200,15 @@ def build_predictor(options: ModelOptions, predictor_class: Optional[Type] = Non
     predictor = (predictor_class or Predictor)(
         segmentor, precision=options.precision, mode=options.mode, tta=options.tta, img_scale=options.img_scale
     )
-    log.info("%s on %s (%s, %s, tta=%s, scale %dx%d)", segmentor.cfg.name, predictor.device, options.precision,
-             options.mode, options.tta, *options.img_scale)  # fmt: skip
+    log.info(
+        "%s on %s (%s, %s, tta=%s, scale %dx%d)",
+        segmentor.cfg.name,
+        predictor.device,
+        options.precision,
+        options.mode,
+        options.tta,
+        *options.img_scale,
+    )
     return predictor
 
 

@@ -33,8 +33,10 @@ class Agreement:
 
     def describe(self) -> str:
         wrong = self.pixels - self.agreeing
-        return (f"{self.precision}: {100 * self.fraction:.3f} % of {self.pixels} pixels agree with fp32 "
-                f"({wrong} differ, {self.near_ties} of them near-ties)")  # fmt: skip
+        return (
+            f"{self.precision}: {100 * self.fraction:.3f} % of {self.pixels} pixels agree with fp32 "
+            f"({wrong} differ, {self.near_ties} of them near-ties)"
+        )
 
 
 def smooth_frames(count: int, height: int, width: int, seed: int = 0) -> List[np.ndarray]:

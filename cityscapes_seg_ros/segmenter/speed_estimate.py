@@ -95,10 +95,16 @@ def estimate_speed(model: str = DEFAULT_MODEL, device: str = "auto", budget_sec:
     total_ms = statistics.median(r[0] for r in measured) * 1000
     core_ms = min(statistics.median(r[1] for r in measured) * 1000, total_ms)
     return SpeedEstimate(
-        model=model, device=str(torch_device), measured_size=size, target_size=target, runs=len(measured),
-        dcnv3_ms=core_ms, rest_ms=total_ms - core_ms, flops_ratio=network_flops(model, target) /
-        network_flops(model, size), pixel_ratio=target[0] * target[1] / (size[0] * size[1]),
-    )  # fmt: skip
+        model=model,
+        device=str(torch_device),
+        measured_size=size,
+        target_size=target,
+        runs=len(measured),
+        dcnv3_ms=core_ms,
+        rest_ms=total_ms - core_ms,
+        flops_ratio=network_flops(model, target) / network_flops(model, size),
+        pixel_ratio=target[0] * target[1] / (size[0] * size[1]),
+    )
 
 
 def network_flops(model: str, size: Tuple[int, int]) -> float:
