@@ -187,3 +187,12 @@ def test_live_only_options_are_refused_offline(split, tmp_path, model_files, cap
     assert bag_main(offline_args(bag, tmp_path / "eval", model_files, "--record", str(tmp_path / "rec"))) == 2
     assert "--record" in capsys.readouterr().err
     assert not (tmp_path / "rec").exists()
+    assert bag_main(offline_args(bag, tmp_path / "eval", model_files, "--lockstep")) == 2
+    assert "--lockstep" in capsys.readouterr().err
+
+
+def test_lockstep_and_rate_are_one_choice(split, tmp_path, model_files, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bag_main(["evaluate", str(tmp_path / "bag"), "--lockstep", "--rate", "2"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -3,6 +3,10 @@
 For a camera topic ``<ns>/<name>`` the node publishes ``<ns>/segmentation/labels`` (mono8 train ids,
 the input's header). Each output is matched to its input by header stamp; latency is the output's
 receive time minus the input's publish time (one monotonic clock, both in this process).
+
+The replay runs at the bag's timing scaled by ``--rate`` (a busy node drops frames, as on a vehicle: the figures
+for latency and drops), or in lock step (``--lockstep``): each camera frame goes out once the previous one's labels
+came back, so the node never holds two frames and none is dropped by construction (the figures for scores).
 """
 
 from __future__ import annotations
@@ -143,7 +147,12 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
             if collector is not None:
                 collector.on_publish(topic, data, published_ns, image_topic, stamps)
 
-        player = BagPlayer(node, bag, ReplayOptions(rate=options.rate, topics=topics, queue_depth=100), on_publish)
+        def lockstep_gate(topic: str) -> None:
+            if topic == image_topic and collector is not None:
+                drain(collector, options.drain_timeout, process)
+
+        replay = ReplayOptions(rate=options.rate, topics=topics, queue_depth=100)
+        player = BagPlayer(node, bag, replay, on_publish, gate=lockstep_gate if options.lockstep else None)
         recorder = None
         try:
             if not options.use_running_node:
@@ -156,14 +165,16 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
                 recorder = OutputRecorder(node, segmentation_namespace(base_topic) + "/", options.record)
             # The node's labels publisher must have matched our new subscription before the first frame.
             wait_until(lambda: collector.subscription.get_publisher_count() > 0, 10.0)
-            log.info("replaying %s into the node at rate %.2f", image_topic, options.rate)
+            pace = "in lock step" if options.lockstep else f"at rate {options.rate:.2f}"
+            log.info("replaying %s into the node %s", image_topic, pace)
             started = time.monotonic()
             stats = player.play()
             drain(collector, options.drain_timeout, process)
             collected.wall_sec = time.monotonic() - started
             if stats.problem:
                 collected.problems.append(stats.problem)
-            collected.details["replay"] = {"rate": options.rate, "published": stats.published}
+            rate = None if options.lockstep else options.rate
+            collected.details["replay"] = {"rate": rate, "lockstep": options.lockstep, "published": stats.published}
         finally:
             try:
                 if collector is not None:
