@@ -18,7 +18,7 @@ Commands (the official one is driven by its environment variables, as its docume
     cityscapes-seg-eval score --gt-root <root> --pred-dir <pred> --json <file> [--workers 1]
 
 Data: synthetic full-size (1024x2048) Cityscapes-layout ground truth and label-id predictions from
-``tests/synthetic_cityscapes.py`` (seed 0, 20 instance rectangles per image), written once to --data.
+``tests/support/synthetic_cityscapes.py`` (seed 0, 20 instance rectangles per image), written once to --data.
 Needs ``pip install .[test]`` (cityscapesscripts).
 """
 
@@ -40,7 +40,7 @@ from typing import Dict, List, Sequence, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from synthetic_cityscapes import write_split  # noqa: E402  (a test helper, not part of the package)
+from support.synthetic_cityscapes import write_split  # noqa: E402  (a test helper, not part of the package)
 
 BIN = Path(sys.executable).parent
 IMAGE_SIZE = (1024, 2048)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bag_support import IMAGE_SIZE, flip_byte, make_bag, make_split
+from support.bag_support import IMAGE_SIZE, flip_byte, make_bag, make_split
 
 from cityscapes_seg_ros.bag.bagio import (
     FRAMES_METADATA_KEY,

@@ -1,6 +1,6 @@
 """``cityscapes-seg-bag evaluate`` live: a node process fed by the replay, its outputs matched by stamp.
 
-The node here is ``bag_standin_node`` (the real node's topics and parameters, the same Predictor), so these
+The node here is ``support.bag_standin_node`` (the real node's topics and parameters, the same Predictor), so these
 tests check the evaluator's ROS side: masks and scores equal the offline mode's, latency is measured per
 frame, dropped frames are counted with the rest scored, outputs are recorded, a dying node is reported.
 The last test runs the real ``cityscapes_seg_ros.node`` when it is installed.
@@ -19,19 +19,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bag_support import TINY_SCALE, make_bag, make_split, restamp_bag, tiny_model_files
+from support import TESTS
+from support.bag_support import TINY_SCALE, make_bag, make_split, restamp_bag, tiny_model_files
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (ros-rclpy, ros-rmw-fastrtps-cpp)")
 
 from cityscapes_seg_ros.bag.bagio import iter_images, summarize  # noqa: E402
 from cityscapes_seg_ros.cli.bag_main import main as bag_main  # noqa: E402
 
-TESTS = Path(__file__).parent
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+STANDIN = "support.bag_standin_node"
 
 
 @pytest.fixture(autouse=True)
 def standin_importable(monkeypatch):
-    """The node subprocesses find bag_standin_node on their path."""
+    """The node subprocesses find support.bag_standin_node on their path."""
     paths = [str(TESTS)] + [p for p in [__import__("os").environ.get("PYTHONPATH")] if p]
     monkeypatch.setenv("PYTHONPATH", ":".join(paths))
 
@@ -50,7 +53,7 @@ def bag(tmp_path_factory):
 
 def live_args(bag, out, model_files, *extra):
     config, checkpoint = model_files
-    return ["evaluate", str(bag), "--node-module", "bag_standin_node", "--model", str(config),
+    return ["evaluate", str(bag), "--node-module", STANDIN, "--model", str(config),
             "--checkpoint", str(checkpoint), "--device", "cpu", "--img-scale", TINY_SCALE,
             "--out", str(out), "--ready-timeout", "120", "--drain-timeout", "20", *extra]  # fmt: skip
 
@@ -89,7 +92,7 @@ def test_live_masks_and_scores_equal_the_offline_mode_and_outputs_are_recorded(b
 def test_running_node_that_drops_frames_gives_partial_results(bag, tmp_path, model_files):
     config, checkpoint = model_files
     node = subprocess.Popen(
-        [sys.executable, "-m", "bag_standin_node", "--ros-args", "-p", "image_topics:=['/cam/front/image_raw']",
+        [sys.executable, "-m", STANDIN, "--ros-args", "-p", "image_topics:=['/cam/front/image_raw']",
          "-p", f"model:={config}", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
          "-p", f"inference_size:=[{TINY_SCALE.replace('x', ', ')}]", "-p", "skip_every:=2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -180,7 +183,7 @@ def test_the_real_node_gives_the_offline_masks(bag, tmp_path, model_files):
     # once the previous one's labels are back, so every frame is scored however slow the machine is.
     args = live_args(bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"),
                      "--lockstep")  # fmt: skip
-    args.remove("--node-module"), args.remove("bag_standin_node")  # the same arguments start the real node
+    args.remove("--node-module"), args.remove(STANDIN)  # the same arguments start the real node
     assert bag_main(args) == 0
     live = read_report(tmp_path / "live")
     assert live["frames"]["scored"] == 4 and live["frames"]["dropped"] == 0

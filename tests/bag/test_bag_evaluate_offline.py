@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bag_support import TINY_SCALE, flip_byte, make_bag, make_split, restamp_bag, tiny_model_files
+from support.bag_support import TINY_SCALE, flip_byte, make_bag, make_split, restamp_bag, tiny_model_files
 
 from cityscapes_seg_ros.cli.bag_main import main as bag_main
 from cityscapes_seg_ros.cli.main import main as seg_main

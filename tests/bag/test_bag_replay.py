@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bag_support import make_bag, make_split
+from support.bag_support import make_bag, make_split
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (ros-rclpy, ros-rmw-fastrtps-cpp)")
 
 from cityscapes_seg_ros.bag.bagio import header_stamp_ns, iter_images  # noqa: E402
 from cityscapes_seg_ros.bag.ros import reliable_qos, ros_node, wait_until  # noqa: E402
+
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
 
 SCRIPT = Path(sys.executable).parent / "cityscapes-seg-bag"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from hostile_images import EXTREME_SHAPES, write_hostile_images
-from released_keys import PUBLISHED_PARAMS_M
+from support.hostile_images import EXTREME_SHAPES, write_hostile_images
+from support.released_keys import PUBLISHED_PARAMS_M
 
 from cityscapes_seg_ros.cli.main import main
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE, train_ids_to_label_ids

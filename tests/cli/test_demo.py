@@ -17,7 +17,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
 
-from bag_support import tiny_model_files  # noqa: E402
+from support.bag_support import tiny_model_files  # noqa: E402
 
 from cityscapes_seg_ros.cli import demo as demo_cli  # noqa: E402
 from cityscapes_seg_ros.cli.main import main  # noqa: E402
@@ -25,6 +25,8 @@ from cityscapes_seg_ros.demo_sheet import TILE_WIDTH, TITLE_HEIGHT, tile_origin 
 from cityscapes_seg_ros.hub_cache import download_command  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.model_options import ModelOptions  # noqa: E402
+
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
 
 DEMO = [sys.executable, "-m", "cityscapes_seg_ros.cli.main", "demo"]
 STARTED = re.compile(r"started the node \(pid (\d+)\)")
@@ -185,8 +187,8 @@ def test_no_node_outlives_an_interrupted_demo(tmp_path, tiny_model, signum):
 
 def test_a_live_camera_is_segmented_until_the_frame_count(tmp_path, tiny_model):
     """--camera: the demo listens to a camera it does not publish, and stops after --frames."""
-    from ros_probe import Probe, bgr_msg, make_context
     from sensor_msgs.msg import Image
+    from support.ros_probe import Probe, bgr_msg, make_context
 
     config, checkpoint = tiny_model
     context = make_context()

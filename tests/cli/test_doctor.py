@@ -13,6 +13,8 @@ from cityscapes_seg_ros.cli import doctor
 from cityscapes_seg_ros.cli.main import main
 from cityscapes_seg_ros.speed_estimate import SpeedEstimate, network_flops, target_input_size
 
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
 T = "upernet_internimage_t_512x1024_160k_cityscapes"
 
 

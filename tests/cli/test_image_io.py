@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-from hostile_images import jpeg_claiming, png_claiming
+from support.hostile_images import jpeg_claiming, png_claiming
 
 from cityscapes_seg_ros.image_io import MAX_PIXELS, read_bgr, write_png
 

@@ -14,7 +14,7 @@ a trailing ``\\`` continues a line). Every command is checked first, whether it 
 Then a command is **run** (in a scratch folder of its own holding links to the repository's top-level entries, with a
 time limit, ``.venv/bin/X`` taken as this interpreter's package), unless it is marked. Cityscapes is stood in for
 (STOOD_IN): a command that needs nothing else runs on a small synthetic Cityscapes in ``cityscapes/`` (written by
-tests/synthetic_cityscapes.py), with label-id predictions for it in ``predictions/labelIds/``, and ``val_bag`` made
+tests/support/synthetic_cityscapes.py), with label-id predictions for it in ``predictions/labelIds/``, and ``val_bag`` made
 from it when the command reads that bag rather than writing it. The marking convention (also in
 docs/development.md), a comment at the end of the command's line or on the comment lines right above it:
 
@@ -58,7 +58,9 @@ import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGUAGES = ("bash", "sh", "console")
 NEEDS = {
@@ -353,7 +355,7 @@ def check_run_by(command: DocCommand) -> None:
 @pytest.fixture(scope="module")
 def stand_in_data(tmp_path_factory) -> Path:
     """A synthetic Cityscapes (``cityscapes/``), label-id predictions for it and a bag made from it."""
-    from synthetic_cityscapes import write_split
+    from support.synthetic_cityscapes import write_split
 
     from cityscapes_seg_ros.cli.bag_main import main as bag_main
 

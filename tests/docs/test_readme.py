@@ -1,5 +1,5 @@
 """The README and docs/*.md name only what exists: their Python imports work, their module paths and function names
-are real. (tests/test_docs.py runs their commands and examples.)"""
+are real. (tests/docs/test_docs.py runs their commands and examples.)"""
 
 import ast
 import importlib
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = "\n".join(
     path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 )
@@ -49,7 +49,7 @@ def resolve(dotted: str):
 
 @pytest.mark.parametrize("block", python_blocks())
 def test_python_examples_import_what_exists(block):
-    # A block marked "# needs: ..." (tests/test_docs.py) may import what only that need provides (launch_ros);
+    # A block marked "# needs: ..." (tests/docs/test_docs.py) may import what only that need provides (launch_ros);
     # what it imports from this package must still exist.
     marked = block.lstrip().startswith("# needs:")
     for node in ast.parse(block).body:

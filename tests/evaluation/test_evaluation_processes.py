@@ -18,7 +18,7 @@ from cityscapes_seg_ros.evaluation import Accumulator, accumulate_files, paralle
 from cityscapes_seg_ros.evaluation.parallel import WORK_SECONDS_PER_HELPER, helpers_worth_starting, share_work
 from cityscapes_seg_ros.evaluation.scoring import accumulate_pair
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Installed as sitecustomize in every Python process of a test (helpers included): importing torch fails and
 # leaves a line on stderr, so that a caught ImportError still shows.

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from official_eval import official_scores
-from synthetic_cityscapes import write_split
+from support.official_eval import official_scores
+from support.synthetic_cityscapes import write_split
 from test_evaluation_scoring import assert_same_scores
 
 from cityscapes_seg_ros.cli.eval_main import main

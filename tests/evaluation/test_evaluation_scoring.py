@@ -6,9 +6,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import synthetic_cityscapes as synthetic
-from official_eval import official_matches, official_scores
 from PIL import Image
+from support import synthetic_cityscapes as synthetic
+from support.official_eval import official_matches, official_scores
 
 from cityscapes_seg_ros.cli.eval_main import main
 from cityscapes_seg_ros.evaluation import Accumulator, accumulate_files, parallel, score_files

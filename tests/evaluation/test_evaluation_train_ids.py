@@ -5,8 +5,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from bag_support import tiny_model_files
-from synthetic_cityscapes import make_frame, write_split
+from support.bag_support import tiny_model_files
+from support.synthetic_cityscapes import make_frame, write_split
 
 from cityscapes_seg_ros.cli.eval_main import main as eval_main
 from cityscapes_seg_ros.cli.main import main as seg_main

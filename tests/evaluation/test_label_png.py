@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from no_torch import BLOCK_TORCH
 from PIL import Image
+from support.no_torch import BLOCK_TORCH
 
 from cityscapes_seg_ros.evaluation import label_png
 from cityscapes_seg_ros.evaluation.label_png import decode_grey_png

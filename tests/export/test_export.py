@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import load_fixture
+from support.fixtures import load_fixture
 
 from cityscapes_seg_ros import build_segmentor, scores_to_train_ids
 from cityscapes_seg_ros.cli.main import main
@@ -33,7 +33,7 @@ from cityscapes_seg_ros.export.onnx_export import (  # noqa: E402
 from cityscapes_seg_ros.export.sidecar import read_sidecar  # noqa: E402
 from cityscapes_seg_ros.export.verify import compare_with_pytorch, random_input  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEAN_RGB = (123.675, 116.28, 103.53)  # written out: the test checks the sidecar against the official values
 STD_RGB = (58.395, 57.12, 57.375)
 

@@ -9,7 +9,9 @@ import pytest
 
 from cityscapes_seg_ros.node.params import SPECS, problem
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = ROOT / "launch" / "segmentation.launch.py"
 
 

@@ -3,12 +3,15 @@ and the node's outputs whatever QoS they are published with, and names a fixed f
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cityscapes_seg_ros.node.params import SPECS
 from cityscapes_seg_ros.ros_contract.topics import output_topic
 
-RVIZ_CONFIG = Path(__file__).resolve().parents[1] / "config" / "cityscapes_seg.rviz"
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+RVIZ_CONFIG = Path(__file__).resolve().parents[2] / "config" / "cityscapes_seg.rviz"
 
 
 def _config() -> dict:

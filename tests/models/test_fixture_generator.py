@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import DATA, FIXTURES, load_fixture
+from support.fixtures import DATA, FIXTURES, load_fixture
 from torch import nn
 
 SCRIPT = DATA / "make_official_fixtures.py"

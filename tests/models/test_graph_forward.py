@@ -6,7 +6,7 @@ import logging
 
 import pytest
 import torch
-from conv_segmentor import ConvSegmentor
+from support.conv_segmentor import ConvSegmentor
 
 from cityscapes_seg_ros import build_segmentor
 from cityscapes_seg_ros.graph_forward import CapturedForward, GraphForward

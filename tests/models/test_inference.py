@@ -12,7 +12,7 @@ from cityscapes_seg_ros.inference import MS_RATIOS, rescale_size
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from conftest import load_fixture
+    from support.fixtures import load_fixture
 
     fixture = load_fixture("official_tiny_upernet_t_like")
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"

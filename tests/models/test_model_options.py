@@ -15,6 +15,8 @@ from cityscapes_seg_ros.cli import main as seg_main
 from cityscapes_seg_ros.model_options import ModelOptions, build_predictor, given_options
 from cityscapes_seg_ros.node.params import SPECS, NodeSettings
 
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
 PACKAGE = Path(model_options.__file__).parent
 T = "upernet_internimage_t_512x1024_160k_cityscapes"
 MODEL_ARGS = ["--model", T, "--checkpoint", "/some/file.pth", "--revision", "v1", "--hub-offline", "--device", "CPU",

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import FIXTURES, load_fixture
+from support.fixtures import FIXTURES, load_fixture
 
 from cityscapes_seg_ros import build_segmentor
 

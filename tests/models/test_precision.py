@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, load_fixture
+from support.fixtures import FIXTURES, load_fixture
 from torch.nn import functional as F
 
 from cityscapes_seg_ros import Predictor, build_segmentor

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, load_fixture
-from released_keys import PUBLISHED_PARAMS_M, RELEASED, released_shapes
+from support.fixtures import FIXTURES, load_fixture
+from support.released_keys import PUBLISHED_PARAMS_M, RELEASED, released_shapes
 
 from cityscapes_seg_ros import MODEL_REGISTRY, build_segmentor, count_parameters, list_models
 from cityscapes_seg_ros.models import EncoderDecoder

@@ -18,14 +18,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from support.ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
 from cityscapes_seg_ros.labels import TRAIN_CLASS_NAMES, TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.node.node import SegmentationNode  # noqa: E402
 from cityscapes_seg_ros.node.pipeline import DevicePredictor  # noqa: E402
 from cityscapes_seg_ros.visualize import overlay  # noqa: E402
+
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
 
 SEG = "/cam/front/segmentation"
 IMAGE = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)

@@ -6,11 +6,13 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conv_segmentor import ConvSegmentor
+from support.conv_segmentor import ConvSegmentor
 
 from cityscapes_seg_ros import build_segmentor
 from cityscapes_seg_ros.node.params import PARAMETERS, NodeSettings
 from cityscapes_seg_ros.node.pipeline import DevicePredictor, FrameProcessor, batch_groups
+
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
 
 ALL_OUTPUTS = {"labels", "color", "overlay", "confidence", "statistics"}
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -170,7 +172,7 @@ def test_the_node_gpu_bench_dry_runs_on_the_cpu_and_writes_its_json(tiny_model_f
     from pathlib import Path
 
     config, checkpoint = tiny_model_files
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "node_gpu_bench.py"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "node_gpu_bench.py"
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(bench), "--device", "cpu", "--size", "32x64", "--model", str(config),

@@ -19,14 +19,16 @@ pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (script
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from support.ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
 from cityscapes_seg_ros.node.lifecycle import SegmentationLifecycleNode  # noqa: E402
 from cityscapes_seg_ros.node.pipeline import DevicePredictor  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 INPUT = "/cam/front/image_raw"
 LABELS = "/cam/front/segmentation/labels"
 IMAGE = np.random.default_rng(8).integers(0, 256, (48, 64, 3), dtype=np.uint8)

@@ -8,7 +8,9 @@ import yaml
 
 from cityscapes_seg_ros.node.params import PARAMETERS, SPECS, NodeSettings, ParameterError, problem
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_params_file_lists_every_parameter_with_its_default():

@@ -17,10 +17,12 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("cityscapes_seg_ros.msg", reason="messages not built (scripts/build_msgs.sh)")
 
 from cityscapes_seg_ros.msg import ClassStatistics  # noqa: E402
-from ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from support.ros_probe import Probe, bgr_msg, make_context  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS_FILE = ROOT / "config" / "cityscapes_seg.yaml"
 NODE = [sys.executable, "-m", "cityscapes_seg_ros.node"]
 CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "cityscapes_seg_node")]

@@ -8,6 +8,8 @@ import pytest
 from cityscapes_seg_ros.labels import TRAIN_CLASS_NAMES
 from cityscapes_seg_ros.node.statistics import class_stats, count_classes
 
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
 
 def test_statistics_count_every_pixel_and_average_confidence():
     train_ids = np.array([[0, 0, 13], [255, 13, 13]], np.uint8)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 HUMBLE = json.loads((ROOT / "tests" / "data" / "rclpy_humble_api.json").read_text())["modules"]
 # Classes whose members the package calls on rclpy objects (a node, its entities, parameters).
 RCLPY_CLASSES = {

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from no_torch import BLOCK_TORCH
+from support.no_torch import BLOCK_TORCH
 
 from cityscapes_seg_ros import ops
 from cityscapes_seg_ros.evaluation.label_png import decode_grey_png
@@ -31,7 +31,7 @@ from cityscapes_seg_ros.ops import compiled, score_decode
 from cityscapes_seg_ros.ops.op_records import OLD_SWITCH_ENV, OPS, SWITCH_ENV, read_switch
 from cityscapes_seg_ros.ops.png_unfilter import png_unfilter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HAS_COMPILER = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
 needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler on PATH")
 SESSION_CACHE = os.environ.get("XDG_CACHE_HOME")  # where this session's builds are cached

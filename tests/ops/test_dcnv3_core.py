@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, reference_dcnv3, rel_err
+from support.dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, reference_dcnv3, rel_err
 
 from cityscapes_seg_ros import build_segmentor, ops
 from cityscapes_seg_ros.ops import compiled, dcnv3_args, dcnv3_compiled, dcnv3_dispatch

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from dcnv3_reference import GENERAL_CASES, MODEL_CASES, kernel_args, make_inputs, out_size, reference_dcnv3, rel_err
+from support.dcnv3_reference import (
+    GENERAL_CASES,
+    MODEL_CASES,
+    kernel_args,
+    make_inputs,
+    out_size,
+    reference_dcnv3,
+    rel_err,
+)
 
 from cityscapes_seg_ros.ops import compiled
 from cityscapes_seg_ros.ops import dcnv3_compiled as ext
@@ -409,7 +417,7 @@ def test_cuda_forward_kernel_chosen_by_the_environment(cuda_op):
         "os.environ['CITYSCAPES_SEG_DCNV3_CUDA_KERNEL'] = 'regs'\n"
         "print('kernel:', op.forward_kernel())\n"
     )
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "CITYSCAPES_SEG_DCNV3_CUDA_KERNEL": "fastest", "PYTHONPATH": path}
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)

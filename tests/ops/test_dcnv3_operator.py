@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from dcnv3_reference import kernel_args, make_inputs, rel_err
+from support.dcnv3_reference import kernel_args, make_inputs, rel_err
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from cityscapes_seg_ros import build_segmentor, ops

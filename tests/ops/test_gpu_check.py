@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["environment", "dcnv3_fp32", "dcnv3_fp16", "dcnv3_bf16", "decode", "precision", "node"]
 
 

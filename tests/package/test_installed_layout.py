@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cityscapes_seg_ros.cli import demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # What `pip install .` needs of the checkout (copied, so that the build leaves nothing in the source tree).
 BUILD_INPUTS = ("setup.py", "pyproject.toml", "README.md", "package.xml", "cityscapes_seg_ros", "config", "launch",
                 "kernels", "resource")  # fmt: skip

@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from catkin_pkg.package import parse_package
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_core_imports_without_ros():

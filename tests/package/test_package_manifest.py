@@ -6,9 +6,12 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 from catkin_pkg.package import parse_package
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
+
+ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_SOURCES = [*sorted((ROOT / "cityscapes_seg_ros").rglob("*.py")), *sorted((ROOT / "launch").glob("*.py"))]
 
 # Imported top-level module -> its rosdep key (ros/rosdistro rosdep/python.yaml, or the ROS package's own name).

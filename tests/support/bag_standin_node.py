@@ -7,7 +7,8 @@ each camera it publishes ``<ns>/segmentation/labels`` (mono8 train ids, the inpu
 ``<ns>/segmentation/color``, both reliable. ``skip_every`` > 0 (its own) drops every n-th frame (a node
 falling behind).
 
-    python -m bag_standin_node --ros-args -p image_topics:="['/cam/front/image_raw']" -p model:=tiny.yaml ...
+    PYTHONPATH=tests python -m support.bag_standin_node --ros-args \
+        -p image_topics:="['/cam/front/image_raw']" -p model:=tiny.yaml ...
 """
 
 import sys

@@ -10,9 +10,9 @@ from typing import List, Tuple
 
 import torch
 import yaml
-from synthetic_cityscapes import write_split
 
 from cityscapes_seg_ros.cli.bag_main import main as bag_main
+from support.synthetic_cityscapes import write_split
 
 IMAGE_SIZE = (64, 128)  # (h, w)
 TINY_SCALE = "128x64"  # keep the test pipeline at the images' own size
