@@ -162,6 +162,25 @@ def test_cuda_ops_are_not_wanted_without_a_gpu_or_with_the_cpu_switch(fresh_load
         assert compiled.unavailable_reason("dcnv3_cuda") == "torch.cuda is not available"
 
 
+@needs_compiler
+def test_a_colcon_install_finds_and_builds_from_its_installed_kernels(fresh_loader, monkeypatch, tmp_path):
+    """colcon puts the package in install/<pkg>/lib/python3.X/site-packages and kernels/ (CMakeLists.txt) in
+    install/<pkg>/share/<pkg>: neither beside the package nor under sys.prefix. The ament index finds it."""
+    prefix = tmp_path / "install" / "cityscapes_seg_ros"
+    installed = prefix / "share" / "cityscapes_seg_ros" / "kernels"
+    shutil.copytree(compiled.kernels_root(), installed)
+    marker = prefix / "share" / "ament_index" / "resource_index" / "packages" / "cityscapes_seg_ros"
+    marker.parent.mkdir(parents=True)
+    marker.touch()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join([str(tmp_path / "install" / "other"), str(prefix)]))
+    monkeypatch.setattr(compiled, "PACKAGE_DIR", prefix / "lib" / "python3" / "site-packages" / "cityscapes_seg_ros")
+    monkeypatch.setattr(compiled.sys, "prefix", str(tmp_path / "venv"))
+    assert compiled.kernels_root() == installed
+    assert compiled.load("png_unfilter") is not None, compiled.unavailable_reason("png_unfilter")
+    monkeypatch.delenv("AMENT_PREFIX_PATH")
+    assert compiled.kernels_root() is None  # and without the install on the path, none is found
+
+
 def test_unknown_op_names_are_an_error():
     with pytest.raises(ValueError, match="unknown compiled op 'dcnv4'"):
         compiled.load("dcnv4")
