@@ -106,7 +106,7 @@ def test_rviz2_is_not_a_run_dependency():
     assert "rviz2" not in run_keys
 
 
-def test_colcon_test_runs_the_pytest_suite():
+def test_colcon_test_runs_the_installed_package_tests():
     manifest = package()
     assert "ament_cmake_pytest" in {d.name for d in manifest.test_depends}
     cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
@@ -114,4 +114,5 @@ def test_colcon_test_runs_the_pytest_suite():
     assert testing, "CMakeLists.txt registers no tests under BUILD_TESTING"
     assert "find_package(ament_cmake_pytest REQUIRED)" in testing.group(1)
     registered = re.search(r"ament_add_pytest_test\(\s*\S+\s+(\S+)", testing.group(1))
-    assert registered and (ROOT / registered.group(1)).resolve() == ROOT / "tests"
+    assert registered and (ROOT / registered.group(1)).resolve() == ROOT / "tests" / "colcon"
+    assert "CITYSCAPES_SEG_COLCON_PREFIX=" in testing.group(1)  # tests/colcon/ skip without it
