@@ -13,10 +13,8 @@ import pytest
 
 PREFIX = os.environ.get("CITYSCAPES_SEG_COLCON_PREFIX")  # set by CMakeLists.txt's test: the install prefix
 
-pytestmark = [
-    pytest.mark.ros,
-    pytest.mark.skipif(not PREFIX, reason="runs under `colcon test` on a colcon install (scripts/colcon_check.sh)"),
-]
+colcon_only = pytest.mark.skipif(not PREFIX, reason="runs under `colcon test` on a colcon install (colcon_check.sh)")
+pytestmark = [pytest.mark.ros, colcon_only]
 
 
 def installed(*parts: str) -> Path:
