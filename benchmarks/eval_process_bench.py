@@ -40,6 +40,7 @@ from typing import Dict, List, Sequence, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from bench_common import device_name  # noqa: E402
 from support.synthetic_cityscapes import write_split  # noqa: E402  (a test helper, not part of the package)
 
 BIN = Path(sys.executable).parent
@@ -138,16 +139,6 @@ def bench(images: int, rounds: int, data: Path) -> None:
               f"| {statistics.median(cpus[name]):.2f} | {speed_up:.2f}× | {versus_single:.2f} | {left[name]} |")  # fmt: skip
 
 
-def processor_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, nargs="+", default=[100, 500], help="data set sizes (default 100 500)")
@@ -155,7 +146,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "cityscapes_eval_bench",
                         help="folder for the synthetic data, kept for later runs")  # fmt: skip
     args = parser.parse_args()
-    print(f"{processor_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    print(f"{device_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     for images in args.images:
         bench(images, args.rounds, args.data)

@@ -33,15 +33,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import model_names  # noqa: E402
+
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
 
-CONFIGS = {
-    "t": "upernet_internimage_t_512x1024_160k_cityscapes",
-    "s": "upernet_internimage_s_512x1024_160k_cityscapes",
-    "b": "upernet_internimage_b_512x1024_160k_cityscapes",
-    "l": "upernet_internimage_l_512x1024_160k_cityscapes",
-    "xl": "upernet_internimage_xl_512x1024_160k_cityscapes",
-}
+CONFIGS = model_names(("t", "s", "b", "l", "xl"))
 
 
 def fixture_tools():
