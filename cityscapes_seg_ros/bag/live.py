@@ -51,6 +51,7 @@ class OutputCollector:
         self.store, self.timings = store, timings
         self.lock = threading.Lock()
         self.unmatched = 0
+        self.last_stamp: Optional[int] = None  # the camera frame published last
         self.last_output = time.monotonic()
         self.pending: queue.Queue[Optional[Tuple[int, bytes]]] = queue.Queue()
         self.decode_errors: List[str] = []
@@ -69,6 +70,7 @@ class OutputCollector:
             stamps.add(stamp)
             with self.lock:
                 self.timings[stamp] = FrameTiming(published_ns)
+                self.last_stamp = stamp
 
     def on_output(self, data: bytes) -> None:
         received = time.monotonic_ns()
@@ -91,6 +93,10 @@ class OutputCollector:
                 self.store.put(stamp, decode_image(store.deserialize_cdr(data, IMAGE_TYPE)))
             except (BagError, ValueError) as exc:
                 self.decode_errors.append(f"output of frame {stamp}: unreadable ({exc})")
+
+    def answered(self, stamp: int) -> bool:
+        with self.lock:
+            return self.timings[stamp].received_ns is not None
 
     def outstanding(self) -> int:
         with self.lock:
@@ -117,11 +123,16 @@ def wait_for_node(node, player: BagPlayer, image_topic: str, labels_topic: str, 
                        f"{publisher.topic_name} or no publisher of {labels_topic}){hint}")  # fmt: skip
 
 
+def node_exited(process: Optional[NodeProcess]) -> bool:
+    """The node started here has exited (never, for a node already running)."""
+    return process is not None and process.process.poll() is not None
+
+
 def drain(collector: OutputCollector, timeout_sec: float, process: Optional[NodeProcess]) -> None:
     """Wait for outstanding outputs until none is left or none came for ``timeout_sec``."""
     collector.last_output = max(collector.last_output, time.monotonic())
     while collector.outstanding():
-        if process is not None and process.process.poll() is not None:
+        if node_exited(process):
             return
         if time.monotonic() - collector.last_output > timeout_sec:
             return
@@ -148,8 +159,11 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
                 collector.on_publish(topic, data, published_ns, image_topic, stamps)
 
         def lockstep_gate(topic: str) -> None:
-            if topic == image_topic and collector is not None:
-                drain(collector, options.drain_timeout, process)
+            """Until the last frame's labels came (a frame the node lost: ``--drain-timeout`` s, then it counts as
+            dropped), so that the node never holds two frames."""
+            stamp = collector.last_stamp if collector is not None else None
+            if topic == image_topic and stamp is not None:
+                wait_until(lambda: collector.answered(stamp) or node_exited(process), options.drain_timeout, 0.01)
 
         replay = ReplayOptions(rate=options.rate, topics=topics, queue_depth=100)
         player = BagPlayer(node, bag, replay, on_publish, gate=lockstep_gate if options.lockstep else None)
