@@ -74,7 +74,7 @@ TEST_TOOLS = [
     # cityscapesscripts' evaluator calls np.in1d, which numpy 2.4 removed.
     "numpy<2.4",
     "rosbags>=0.11,<0.12",  # the bag tools (pinned: see the bag extra)
-    "ruff==0.17.5",  # formatter and linter, run by tests/test_code_style.py (pinned: rules change)
+    "ruff==0.17.5",  # formatter and linter, run by tests/package/test_code_style.py (pinned: rules change)
 ]
 
 

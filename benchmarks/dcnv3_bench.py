@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +44,8 @@ from typing import Callable, Optional
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import device_name  # noqa: E402
 
 from cityscapes_seg_ros.dcnv3.compiled import available_backends, dcnv3_forward, load_dcnv3_op  # noqa: E402
 from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch  # noqa: E402
@@ -127,19 +127,6 @@ def copy_bandwidth(device: torch.device, nbytes: int = 256 << 20) -> float:
     dst = torch.empty_like(src)
     ms = timeit_ms(lambda: dst.copy_(src), device, 5)
     return 2 * nbytes / ms / 1e6
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip() + f" ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def load_official(folder: Optional[Path]):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -28,7 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dcnv3_bench import MODELS, STAGES, device_name  # noqa: E402
+from bench_common import device_name, interleaved_medians_ms  # noqa: E402
+from dcnv3_bench import MODELS, STAGES  # noqa: E402
 
 from cityscapes_seg_ros.dcnv3.reference import dcnv3_core_torch  # noqa: E402
 
@@ -43,19 +42,6 @@ def load_official_core(path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.dcnv3_core_pytorch
-
-
-def alternate_medians(fns, reps: int) -> list[float]:
-    """Median ms of each function, calls interleaved so that machine noise hits both alike."""
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) * 1e3 for ts in times]
 
 
 def main(argv=None) -> None:
@@ -81,7 +67,7 @@ def main(argv=None) -> None:
             with torch.inference_mode():
                 ref = official(inp, off, msk, *cargs)
                 err = ((dcnv3_core_torch(inp, off, msk, *cargs) - ref).norm() / ref.norm()).item()
-                t_official, t_ours = alternate_medians(
+                t_official, t_ours = interleaved_medians_ms(
                     [lambda: official(inp, off, msk, *cargs), lambda: dcnv3_core_torch(inp, off, msk, *cargs)],
                     args.reps,
                 )

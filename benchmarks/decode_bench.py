@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import device_name, interleaved_medians_ms  # noqa: E402
 
 from cityscapes_seg_ros.labels import TRAIN_ID_PALETTE  # noqa: E402
 from cityscapes_seg_ros.models.layers import resize_bilinear  # noqa: E402
@@ -42,30 +40,8 @@ FRAME = (1024, 2048)  # output height, width
 LOGIT_SHAPES = [(150, 128, 256), (19, 128, 256), (150, 256, 512), (19, 256, 512)]
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip() + f" ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def timed(device: torch.device, fn: Callable[[], object]) -> float:
-    """Milliseconds of one call (CUDA events on a GPU)."""
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
-    start_s = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start_s) * 1e3
+def medians(device: torch.device, fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    return dict(zip(fns, interleaved_medians_ms(list(fns.values()), repeats, device)))
 
 
 def peak_mib(device: torch.device, fn: Callable[[], object]) -> float | None:
@@ -78,16 +54,6 @@ def peak_mib(device: torch.device, fn: Callable[[], object]) -> float | None:
     fn()
     torch.cuda.synchronize(device)
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-
-
-def medians(device: torch.device, fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for fn in fns.values():  # warm-up: ops loaded, kernels compiled, caches filled
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(device, fn))
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def decision_rows(device: torch.device, repeats: int, dtype: torch.dtype, scale: int = 1) -> list[dict]:

@@ -27,8 +27,8 @@ from cityscapes_seg_ros.evaluation.dataset import find_ground_truth, match_predi
 from cityscapes_seg_ros.evaluation.scoring import default_workers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test helpers below
-import synthetic_cityscapes as synthetic  # noqa: E402
-from official_eval import official_matches, official_scores  # noqa: E402
+from support import synthetic_cityscapes as synthetic  # noqa: E402
+from support.official_eval import official_matches, official_scores  # noqa: E402
 
 
 def largest_difference(ours: dict, reference: dict) -> float:

@@ -18,7 +18,7 @@ Commands (the official one is driven by its environment variables, as its docume
     cityscapes-seg-eval score --gt-root <root> --pred-dir <pred> --json <file> [--workers 1]
 
 Data: synthetic full-size (1024x2048) Cityscapes-layout ground truth and label-id predictions from
-``tests/synthetic_cityscapes.py`` (seed 0, 20 instance rectangles per image), written once to --data.
+``tests/support/synthetic_cityscapes.py`` (seed 0, 20 instance rectangles per image), written once to --data.
 Needs ``pip install .[test]`` (cityscapesscripts).
 """
 
@@ -40,7 +40,8 @@ from typing import Dict, List, Sequence, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from synthetic_cityscapes import write_split  # noqa: E402  (a test helper, not part of the package)
+from bench_common import device_name  # noqa: E402
+from support.synthetic_cityscapes import write_split  # noqa: E402  (a test helper, not part of the package)
 
 BIN = Path(sys.executable).parent
 IMAGE_SIZE = (1024, 2048)
@@ -138,16 +139,6 @@ def bench(images: int, rounds: int, data: Path) -> None:
               f"| {statistics.median(cpus[name]):.2f} | {speed_up:.2f}× | {versus_single:.2f} | {left[name]} |")  # fmt: skip
 
 
-def processor_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, nargs="+", default=[100, 500], help="data set sizes (default 100 500)")
@@ -155,7 +146,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "cityscapes_eval_bench",
                         help="folder for the synthetic data, kept for later runs")  # fmt: skip
     args = parser.parse_args()
-    print(f"{processor_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    print(f"{device_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     for images in args.images:
         bench(images, args.rounds, args.data)

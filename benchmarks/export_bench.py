@@ -14,54 +14,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import onnxruntime
 import torch
+from bench_common import device_name, interleaved_medians_ms, model_names
 
 from cityscapes_seg_ros import build_segmentor
 from cityscapes_seg_ros.export.onnx_export import ExportSettings, export_graph, export_onnx, ort_session
 from cityscapes_seg_ros.export.verify import random_input
 
-MODEL_NAMES = {
-    "t": "upernet_internimage_t_512x1024_160k_cityscapes",
-    "l": "upernet_internimage_l_512x1024_160k_cityscapes",
-    "segformer-l": "segformer_internimage_l_512x1024_160k_mapillary2cityscapes",
-}
+MODEL_NAMES = model_names(("t", "l"))
 
 
 def parse_sizes(text: str) -> List[Tuple[int, int]]:
     return [tuple(int(v) for v in item.split("x")) for item in text.split(",")]  # type: ignore[misc]
-
-
-def interleaved_medians_ms(runs: List[Callable[[], object]], repeats: int) -> List[float]:
-    """Median time of each of ``runs``, timed in turn within every repeat (so load from other processes on a
-    shared machine falls on all of them alike), after one warm-up run of each."""
-    for run in runs:
-        run()
-    times: List[List[float]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, kept in zip(runs, times):
-            start = time.perf_counter()
-            run()
-            kept.append(time.perf_counter() - start)
-    return [1000 * statistics.median(kept) for kept in times]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -70,7 +41,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="256x512", help="HxW, comma-separated")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+    print(f"{device_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"onnxruntime {onnxruntime.__version__}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -18,18 +18,12 @@ from contextlib import contextmanager
 from typing import Dict, Iterator, List, Tuple
 
 import torch
+from bench_common import model_names
 
 import cityscapes_seg_ros.models.dcnv3 as dcnv3_module
 from cityscapes_seg_ros import build_segmentor
 
-MODEL_NAMES = {
-    "t": "upernet_internimage_t_512x1024_160k_cityscapes",
-    "s": "upernet_internimage_s_512x1024_160k_cityscapes",
-    "b": "upernet_internimage_b_512x1024_160k_cityscapes",
-    "l": "upernet_internimage_l_512x1024_160k_cityscapes",
-    "xl": "upernet_internimage_xl_512x1024_160k_cityscapes",
-    "segformer-l": "segformer_internimage_l_512x1024_160k_mapillary2cityscapes",
-}
+MODEL_NAMES = model_names(("t", "s", "b", "l", "xl"))
 
 
 def parse_sizes(text: str) -> List[Tuple[int, int]]:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics as stats
-import time
 
 import cv2
 import numpy as np
 import rclpy
 import torch
+from bench_common import median_ms
 from cityscapes_seg_ros.msg import ClassStat, ClassStatistics
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
@@ -40,16 +39,6 @@ from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr, to_ima
 from cityscapes_seg_ros.ros_contract.topics import IMAGE_OUTPUTS
 from cityscapes_seg_ros.segmenter.inference import preprocess
 from cityscapes_seg_ros.visualize import colorize, overlay
-
-
-def median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return stats.median(times)
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ import importlib.util
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -36,16 +35,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import call_ms, model_names  # noqa: E402
+
 from cityscapes_seg_ros import build_segmentor  # noqa: E402
 from cityscapes_seg_ros.segmenter.precision import precision_scope  # noqa: E402
 
-CONFIGS = {
-    "t": "upernet_internimage_t_512x1024_160k_cityscapes",
-    "s": "upernet_internimage_s_512x1024_160k_cityscapes",
-    "b": "upernet_internimage_b_512x1024_160k_cityscapes",
-    "l": "upernet_internimage_l_512x1024_160k_cityscapes",
-    "xl": "upernet_internimage_xl_512x1024_160k_cityscapes",
-}
+CONFIGS = model_names(("t", "s", "b", "l", "xl"))
 
 
 def fixture_tools():
@@ -106,19 +101,6 @@ def forwards(
     }
 
 
-def timed_ms(fn: Callable[[], object], device: torch.device) -> float:
-    if device.type != "cuda":
-        start = time.perf_counter()
-        fn()
-        return (time.perf_counter() - start) * 1e3
-    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    begin.record()
-    fn()
-    end.record()
-    end.synchronize()
-    return begin.elapsed_time(end)
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--internimage", type=Path, required=True, help="InternImage checkout (its segmentation/)")
@@ -153,7 +135,7 @@ def main(argv=None) -> None:
                     fn()
             for _ in range(args.repeats):
                 for label, fn in runs.items():
-                    times[label].append(timed_ms(fn, device))
+                    times[label].append(call_ms(fn, device))
         fps = {label: 1e3 / statistics.median(values) for label, values in times.items()}
         results.append({"model": key, "size": [height, width], "device": name, **{f"{k}_fps": v for k, v in fps.items()},
                         "ms": {k: statistics.median(v) for k, v in times.items()}, "official_dcnv3": official_dcnv3,

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
+from bench_common import model_names, times_ms
 from torch import nn
 
 from cityscapes_seg_ros import build_segmentor
@@ -54,14 +55,7 @@ from cityscapes_seg_ros.models.layers import resize_bilinear
 from cityscapes_seg_ros.segmenter.precision import DTYPES, precision_scope
 from cityscapes_seg_ros.segmenter.precision_check import normalized_inputs, smooth_frames
 
-MODEL_NAMES = {
-    "t": "upernet_internimage_t_512x1024_160k_cityscapes",
-    "s": "upernet_internimage_s_512x1024_160k_cityscapes",
-    "b": "upernet_internimage_b_512x1024_160k_cityscapes",
-    "l": "upernet_internimage_l_512x1024_160k_cityscapes",
-    "xl": "upernet_internimage_xl_512x1024_160k_cityscapes",
-    "segformer-l": "segformer_internimage_l_512x1024_160k_mapillary2cityscapes",
-}
+MODEL_NAMES = model_names(("t", "s", "b", "l", "xl", "segformer-l"))
 TINY = SegmentorConfig(  # the official fixtures' shape: for quick dry runs of this script
     name="tiny_upernet_internimage",
     backbone=InternImageConfig(32, (1, 1, 2, 1), (2, 4, 8, 16)),
@@ -154,26 +148,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_ms(forward: Forward, x: torch.Tensor, warmup: int, repeats: int, device: torch.device) -> List[float]:
-    for _ in range(warmup):
-        forward(x)
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            forward(x)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            start_s = time.perf_counter()
-            forward(x)
-            times.append((time.perf_counter() - start_s) * 1e3)
-    return times
-
-
 def run_row(
     row: Row,
     model: nn.Module,
@@ -195,7 +169,7 @@ def run_row(
             forward(inputs[0])
         synchronize(device)
         row.compile_s = time.perf_counter() - start
-    times = time_ms(forward, inputs[0], args.warmup, args.repeats, device)
+    times = times_ms(lambda: forward(inputs[0]), args.repeats, device, args.warmup)
     row.ms = statistics.median(times)
     row.fps = 1e3 / row.ms
     agreeing = decisive = decisive_agreeing = 0

@@ -342,9 +342,9 @@ run_stage precision_compiled "$(lim 45 150)" "$PY" benchmarks/precision_bench.py
 
 # --- the CUDA tests, last: only tests marked cuda (tests/conftest.py), every file collected even if one fails -------
 tests=()
-for f in tests/test_dcnv3_kernel.py tests/test_dcnv3_operator.py tests/test_compiled_ops.py tests/test_score_decode.py \
-  tests/test_score_decode_cuda.py tests/test_inference.py tests/test_precision.py tests/test_graph_forward.py \
-  tests/test_node_batching.py tests/test_decode_logits.py; do
+for f in tests/ops/test_dcnv3_kernel.py tests/ops/test_dcnv3_operator.py tests/ops/test_compiled_ops.py tests/ops/test_score_decode.py \
+  tests/ops/test_score_decode_cuda.py tests/models/test_inference.py tests/models/test_precision.py tests/models/test_graph_forward.py \
+  tests/node/test_node_batching.py tests/models/test_official_fixtures.py tests/ops/test_decode_logits.py; do
   [[ -f $f ]] && tests+=("$f")
 done
 run_stage tests "$(lim 55 120)" "$PY" - "$work/tests.json" "${tests[@]}" <<'PY'

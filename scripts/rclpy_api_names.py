@@ -2,7 +2,7 @@
 """Write the public names of an rclpy release (modules, their top-level names, class members) as JSON.
 
 No Humble wheels exist on PyPI, so the node's Humble support is checked against this list, made from the
-humble branch of ros2/rclpy (``tests/test_ros_distros.py``). Regenerate it with a clone of the repository:
+humble branch of ros2/rclpy (``tests/node/test_ros_distros.py``). Regenerate it with a clone of the repository:
 
     git clone https://github.com/ros2/rclpy && python scripts/rclpy_api_names.py --git rclpy --ref humble \\
         --out tests/data/rclpy_humble_api.json

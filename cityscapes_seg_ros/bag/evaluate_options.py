@@ -12,7 +12,7 @@ from .bagio import DEFAULT_GT_INSTANCE_TOPIC, DEFAULT_GT_LABEL_TOPIC, BagError
 from .replay import check_number
 
 LIVE_ONLY = {"params_file": "--params-file", "node_args": "--node-arg", "use_running_node": "--use-running-node",
-             "node_module": "--node-module", "record": "--record"}  # fmt: skip
+             "node_module": "--node-module", "record": "--record", "lockstep": "--lockstep"}  # fmt: skip
 
 
 @dataclass
@@ -31,6 +31,7 @@ class EvaluateOptions:
     node_module: Optional[str] = None  # python -m MODULE; None: cityscapes_seg_ros.node
     record: Optional[Path] = None
     rate: float = 1.0
+    lockstep: bool = False  # publish each frame once the previous one's outputs arrived (``rate`` unused)
     ready_timeout: float = 300.0
     drain_timeout: float = 30.0
 

@@ -3,6 +3,10 @@
 For a camera topic ``<ns>/<name>`` the node publishes ``<ns>/segmentation/labels`` (mono8 train ids,
 the input's header). Each output is matched to its input by header stamp; latency is the output's
 receive time minus the input's publish time (one monotonic clock, both in this process).
+
+The replay runs at the bag's timing scaled by ``--rate`` (a busy node drops frames, as on a vehicle: the figures
+for latency and drops), or in lock step (``--lockstep``): each camera frame goes out once the previous one's labels
+came back, so the node never holds two frames and none is dropped by construction (the figures for scores).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class OutputCollector:
         self.store, self.timings = store, timings
         self.lock = threading.Lock()
         self.unmatched = 0
+        self.last_stamp: Optional[int] = None  # the camera frame published last
         self.last_output = time.monotonic()
         self.pending: queue.Queue[Optional[Tuple[int, bytes]]] = queue.Queue()
         self.decode_errors: List[str] = []
@@ -65,6 +70,7 @@ class OutputCollector:
             stamps.add(stamp)
             with self.lock:
                 self.timings[stamp] = FrameTiming(published_ns)
+                self.last_stamp = stamp
 
     def on_output(self, data: bytes) -> None:
         received = time.monotonic_ns()
@@ -87,6 +93,10 @@ class OutputCollector:
                 self.store.put(stamp, decode_image(store.deserialize_cdr(data, IMAGE_TYPE)))
             except (BagError, ValueError) as exc:
                 self.decode_errors.append(f"output of frame {stamp}: unreadable ({exc})")
+
+    def answered(self, stamp: int) -> bool:
+        with self.lock:
+            return self.timings[stamp].received_ns is not None
 
     def outstanding(self) -> int:
         with self.lock:
@@ -113,11 +123,16 @@ def wait_for_node(node, player: BagPlayer, image_topic: str, labels_topic: str, 
                        f"{publisher.topic_name} or no publisher of {labels_topic}){hint}")  # fmt: skip
 
 
+def node_exited(process: Optional[NodeProcess]) -> bool:
+    """The node started here has exited (never, for a node already running)."""
+    return process is not None and process.process.poll() is not None
+
+
 def drain(collector: OutputCollector, timeout_sec: float, process: Optional[NodeProcess]) -> None:
     """Wait for outstanding outputs until none is left or none came for ``timeout_sec``."""
     collector.last_output = max(collector.last_output, time.monotonic())
     while collector.outstanding():
-        if process is not None and process.process.poll() is not None:
+        if node_exited(process):
             return
         if time.monotonic() - collector.last_output > timeout_sec:
             return
@@ -143,7 +158,15 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
             if collector is not None:
                 collector.on_publish(topic, data, published_ns, image_topic, stamps)
 
-        player = BagPlayer(node, bag, ReplayOptions(rate=options.rate, topics=topics, queue_depth=100), on_publish)
+        def lockstep_gate(topic: str) -> None:
+            """Until the last frame's labels came (a frame the node lost: ``--drain-timeout`` s, then it counts as
+            dropped), so that the node never holds two frames."""
+            stamp = collector.last_stamp if collector is not None else None
+            if topic == image_topic and stamp is not None:
+                wait_until(lambda: collector.answered(stamp) or node_exited(process), options.drain_timeout, 0.01)
+
+        replay = ReplayOptions(rate=options.rate, topics=topics, queue_depth=100)
+        player = BagPlayer(node, bag, replay, on_publish, gate=lockstep_gate if options.lockstep else None)
         recorder = None
         try:
             if not options.use_running_node:
@@ -156,14 +179,16 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
                 recorder = OutputRecorder(node, segmentation_namespace(base_topic) + "/", options.record)
             # The node's labels publisher must have matched our new subscription before the first frame.
             wait_until(lambda: collector.subscription.get_publisher_count() > 0, 10.0)
-            log.info("replaying %s into the node at rate %.2f", image_topic, options.rate)
+            pace = "in lock step" if options.lockstep else f"at rate {options.rate:.2f}"
+            log.info("replaying %s into the node %s", image_topic, pace)
             started = time.monotonic()
             stats = player.play()
             drain(collector, options.drain_timeout, process)
             collected.wall_sec = time.monotonic() - started
             if stats.problem:
                 collected.problems.append(stats.problem)
-            collected.details["replay"] = {"rate": options.rate, "published": stats.published}
+            rate = None if options.lockstep else options.rate
+            collected.details["replay"] = {"rate": rate, "lockstep": options.lockstep, "published": stats.published}
         finally:
             try:
                 if collector is not None:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Called just before each publish: (topic in the bag, CDR bytes, time.monotonic_ns()).
 PublishHook = Callable[[str, bytes, int], None]
+# Paces the replay instead of the bag's timing: called with each message's topic, returns when it may go out.
+Gate = Callable[[str], None]
 
 
 def parse_remaps(texts: List[str]) -> Dict[str, str]:
@@ -75,9 +77,16 @@ class ReplayStats:
 class BagPlayer:
     """Publishes one bag through a given rclpy node; ``play`` blocks until done or ``stop`` is set."""
 
-    def __init__(self, node, bag: Path, options: ReplayOptions, on_publish: Optional[PublishHook] = None) -> None:
+    def __init__(
+        self,
+        node,
+        bag: Path,
+        options: ReplayOptions,
+        on_publish: Optional[PublishHook] = None,
+        gate: Optional[Gate] = None,
+    ) -> None:
         options.check()
-        self.node, self.bag, self.options, self.on_publish = node, Path(bag), options, on_publish
+        self.node, self.bag, self.options, self.on_publish, self.gate = node, Path(bag), options, on_publish, gate
         summary = summarize(self.bag)
         topics = options.topics or list(summary.topics)
         unknown = [t for t in topics + list(options.remaps) if t not in summary.topics]
@@ -142,7 +151,10 @@ class BagPlayer:
         wall0, bag0 = time.monotonic(), None
         for topic, _, bag_ns, data in read_messages(self.bag, self.topics, problem, start_ns=self.start_ns):
             bag0 = bag_ns if bag0 is None else bag0
-            self.sleep_until(wall0 + (bag_ns - bag0) / 1e9 / self.options.rate, wall0, bag0)
+            if self.gate is None:
+                self.sleep_until(wall0 + (bag_ns - bag0) / 1e9 / self.options.rate, wall0, bag0)
+            else:
+                self.gate(topic)
             if self.stop.is_set():
                 return
             if self.clock_publisher:

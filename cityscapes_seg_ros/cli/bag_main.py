@@ -148,7 +148,14 @@ def add_evaluate_parser(sub) -> None:
     evaluate.add_argument(
         "--record", type=Path, default=None, metavar="OUT_BAG", help="record the node's outputs into a bag (live)"
     )
-    evaluate.add_argument("--rate", type=float, default=1.0, help="replay speed factor (live, default 1)")
+    pacing = evaluate.add_mutually_exclusive_group()
+    pacing.add_argument("--rate", type=float, default=1.0, help="replay speed factor (live, default 1)")
+    pacing.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="publish each frame once the node's labels for the previous one arrived: no frame can be dropped "
+        "(live; for scoring, while --rate gives the latency and drops of a node kept busy)",
+    )
     evaluate.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for the node to come up")
     evaluate.add_argument(
         "--drain-timeout",

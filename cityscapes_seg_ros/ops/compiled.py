@@ -16,8 +16,9 @@ A failed build never raises: it is logged once, as a warning with the reason, an
 thread-safe (one build per op, concurrent callers wait for it). This module does not import torch; only a
 torch op's loading does, so library ops (the PNG row unfilter) serve torch-free processes.
 
-``CITYSCAPES_SEG_KERNELS_DIR`` names the ``kernels`` folder when it is not found beside the package or under
-``<prefix>/share/cityscapes_seg_ros``.
+``CITYSCAPES_SEG_KERNELS_DIR`` names the ``kernels`` folder when it is not found beside the package (a source
+checkout), under the ament prefixes' ``share/cityscapes_seg_ros`` (a colcon install: ``install/cityscapes_seg_ros``)
+or under ``<sys.prefix>/share/cityscapes_seg_ros`` (a pip install).
 """
 
 from __future__ import annotations
@@ -74,10 +75,28 @@ def unavailable_reason(name: str) -> str | None:
     return None if result is None else result[1]
 
 
+def ament_share_dirs() -> list[Path]:
+    """``share/cityscapes_seg_ros`` under the ament prefixes (a colcon install, a ROS distro), where CMakeLists.txt
+    installs ``kernels/``: the ament index's answer first, then each ``AMENT_PREFIX_PATH`` entry."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    folders = [Path(prefix) / "share" / "cityscapes_seg_ros" for prefix in prefixes]
+    if not prefixes:  # the ament index reads the same variable (and raises without it)
+        return folders
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    except ImportError:
+        return folders
+    try:
+        return [Path(get_package_share_directory("cityscapes_seg_ros")), *folders]
+    except PackageNotFoundError:
+        return folders
+
+
 def kernels_root() -> Path | None:
     """The ``kernels`` folder with the ops' sources, or None when it cannot be found."""
     candidates = [Path(os.environ[KERNELS_ENV])] if os.environ.get(KERNELS_ENV) else []
-    candidates += [PACKAGE_DIR.parent / "kernels", Path(sys.prefix) / "share" / "cityscapes_seg_ros" / "kernels"]
+    candidates += [PACKAGE_DIR.parent / "kernels", *(share / "kernels" for share in ament_share_dirs())]
+    candidates += [Path(sys.prefix) / "share" / "cityscapes_seg_ros" / "kernels"]
     for folder in candidates:
         if all((folder / record.folder).is_dir() for record in OPS.values()):
             return folder
