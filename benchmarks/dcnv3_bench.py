@@ -215,8 +215,10 @@ def kernel_cells(row: dict, kernels: list[str], roofline_gbs: float) -> str:
         k = row.get("cuda_kernels", {}).get(name, {})
         gbs = k.get("gbs")
         ran = f" (ran {k['used']})" if k.get("used") not in (None, name) else ""  # a gather kernel fell back
-        cells += (f" {fmt(k.get('ms'), '.3f')}{ran} | {fmt(gbs, '.0f')} |"
-                  f" {fmt(None if gbs is None else 100 * gbs / roofline_gbs, '.0f')} | {fmt(k.get('rel_error'), '.1e')} |")  # fmt: skip
+        cells += (
+            f" {fmt(k.get('ms'), '.3f')}{ran} | {fmt(gbs, '.0f')} |"
+            f" {fmt(None if gbs is None else 100 * gbs / roofline_gbs, '.0f')} | {fmt(k.get('rel_error'), '.1e')} |"
+        )
     return cells
 
 
@@ -247,8 +249,10 @@ def main(argv=None) -> None:
     t = time.perf_counter()
     backends = available_backends()
     official = load_official(args.official)
-    print(f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s); official op: "
-          f"{'loaded' if official is not None else 'not used'}")  # fmt: skip
+    print(
+        f"compiled backends: {backends} (load/build {time.perf_counter() - t:.1f} s); official op: "
+        f"{'loaded' if official is not None else 'not used'}"
+    )
     print(f"torch {torch.__version__}, dtype {args.dtype}, batch 1, 1024x2048 input")
     cuda_op = load_dcnv3_op("cuda") if "cuda" in backends else None
     if cuda_op is not None:
@@ -266,8 +270,10 @@ def main(argv=None) -> None:
         print(f"## {device.type}: {result['name']}; copy bandwidth (roofline) {bw:.1f} GB/s\n")
         kernels = args.cuda_kernels if device.type == "cuda" and cuda_op is not None else []
         kernel_heads = "".join(f" {k} ms | {k} GB/s | {k} % roofline | {k} rel. err. |" for k in kernels)
-        print("| model | stage | H x W | C | G | ours ms | GB/s | % roofline | torch core ms | speedup vs torch core | "
-              "official ms | speedup vs official | rel. err. vs official |" + kernel_heads)  # fmt: skip
+        print(
+            "| model | stage | H x W | C | G | ours ms | GB/s | % roofline | torch core ms | speedup vs torch core | "
+            "official ms | speedup vs official | rel. err. vs official |" + kernel_heads
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|---|---|" * len(kernels))
         for model in args.models.split(","):
             for stage in range(min(args.stages, len(STAGES))):
@@ -277,12 +283,14 @@ def main(argv=None) -> None:
                 ours, gbs = row.get("ours_ms"), row.get("ours_gbs")
                 vs_torch = None if ours is None or "torch_ms" not in row else row["torch_ms"] / ours
                 vs_official = None if ours is None or "official_ms" not in row else row["official_ms"] / ours
-                print(f"| {model} | {row['stage']} | {row['h']}x{row['w']} | {row['channels']} | {row['groups']} | "
-                      f"{fmt(ours, '.3f')} | {fmt(gbs, '.0f')} | {fmt(None if gbs is None else 100 * gbs / bw, '.0f')}"
-                      f" | {fmt(row.get('torch_ms'), '.3f')} | {fmt(vs_torch, '.1f')} | "
-                      f"{fmt(row.get('official_ms'), '.3f')} | {fmt(vs_official, '.2f')} | "
-                      f"{fmt(row.get('official_rel_error'), '.1e')} |" + kernel_cells(row, kernels, bw),
-                      flush=True)  # fmt: skip
+                print(
+                    f"| {model} | {row['stage']} | {row['h']}x{row['w']} | {row['channels']} | {row['groups']} | "
+                    f"{fmt(ours, '.3f')} | {fmt(gbs, '.0f')} | {fmt(None if gbs is None else 100 * gbs / bw, '.0f')}"
+                    f" | {fmt(row.get('torch_ms'), '.3f')} | {fmt(vs_torch, '.1f')} | "
+                    f"{fmt(row.get('official_ms'), '.3f')} | {fmt(vs_official, '.2f')} | "
+                    f"{fmt(row.get('official_rel_error'), '.1e')} |" + kernel_cells(row, kernels, bw),
+                    flush=True,
+                )
         print()
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -73,8 +73,11 @@ def main(argv=None) -> None:
                 )
             total_official += t_official
             total_ours += t_ours
-            print(f"| {model} | {i + 1} | {h}x{w} | {c} | {g} | {t_official:.1f} | {t_ours:.1f} | "
-                  f"{t_official / t_ours:.2f}x | {err:.1e} |", flush=True)  # fmt: skip
+            print(
+                f"| {model} | {i + 1} | {h}x{w} | {c} | {g} | {t_official:.1f} | {t_ours:.1f} | "
+                f"{t_official / t_ours:.2f}x | {err:.1e} |",
+                flush=True,
+            )
     print(
         f"\nall shapes: official {total_official:.0f} ms, ours {total_ours:.0f} ms, "
         f"ours / official = {total_ours / total_official:.2f}"

@@ -73,11 +73,16 @@ def decision_rows(device: torch.device, repeats: int, dtype: torch.dtype, scale:
         expected, got = reference()[0], fused()[0]
         agreement = (expected == got).float().mean().item()
         for name, fn in fns.items():
-            rows.append({
-                "device": device.type, "logits": f"{channels}x{height}x{width} {str(dtype).removeprefix('torch.')}",
-                "method": name, "median_ms": ms[name], "peak_mib": peak_mib(device, fn),
-                "labels_equal": agreement if name == "decode_logits" else 1.0,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "device": device.type,
+                    "logits": f"{channels}x{height}x{width} {str(dtype).removeprefix('torch.')}",
+                    "method": name,
+                    "median_ms": ms[name],
+                    "peak_mib": peak_mib(device, fn),
+                    "labels_equal": agreement if name == "decode_logits" else 1.0,
+                }
+            )
     return rows
 
 
@@ -114,8 +119,16 @@ def frame_rows(device: torch.device, repeats: int, scale: int = 1) -> list[dict]
         }
         ms = medians(device, fns, repeats)
         for name, fn in fns.items():
-            rows.append({"device": device.type, "logits": f"{channels}x{height}x{width} float32", "method": name,
-                         "median_ms": ms[name], "peak_mib": peak_mib(device, fn), "labels_equal": None})  # fmt: skip
+            rows.append(
+                {
+                    "device": device.type,
+                    "logits": f"{channels}x{height}x{width} float32",
+                    "method": name,
+                    "median_ms": ms[name],
+                    "peak_mib": peak_mib(device, fn),
+                    "labels_equal": None,
+                }
+            )
     return rows
 
 
@@ -158,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         names[device.type] = device_name(device)
         op = OP_NAME if device.type == "cpu" else CUDA_OP_NAME
         module = compiled.load(op)
-        print(f"{device.type}: {names[device.type]}; compiled op {op}: "
-              f"{'loaded' if module is not None else compiled.unavailable_reason(op)}", flush=True)  # fmt: skip
+        print(
+            f"{device.type}: {names[device.type]}; compiled op {op}: "
+            f"{'loaded' if module is not None else compiled.unavailable_reason(op)}",
+            flush=True,
+        )
         repeats = args.repeats or (3 if device.type == "cpu" else 50)
         with torch.inference_mode():
             rows += decision_rows(device, repeats, torch.float32, args.scale)

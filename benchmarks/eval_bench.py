@@ -48,8 +48,15 @@ def largest_difference(ours: dict, reference: dict) -> float:
 def make_data(folder: Path, files: int, size: tuple, objects: int) -> None:
     cities = [f"city{index:02d}" for index in range((files + 49) // 50)]
     per_city = -(-files // len(cities))
-    synthetic.write_split(folder / "cityscapes", folder / "pred", cities=cities, frames_per_city=per_city,
-                          size=size, seed=0, objects=objects)  # fmt: skip
+    synthetic.write_split(
+        folder / "cityscapes",
+        folder / "pred",
+        cities=cities,
+        frames_per_city=per_city,
+        size=size,
+        seed=0,
+        objects=objects,
+    )
 
 
 def main() -> None:
@@ -85,16 +92,25 @@ def main() -> None:
         serial, serial_s = ours(1)
 
     images = len(gt_files)
-    print(f"{platform.processor() or platform.machine()}, {default_workers()} cores, load average before/after "
-          f"{load_before} / {os.getloadavg()[0]:.2f}; {images} images of {size[0]}x{size[1]}, "
-          f"{args.objects} objects each")  # fmt: skip
-    for name, seconds in (("official cityscapesScripts", official_s), ("cityscapes-seg-eval, 1 worker", serial_s),
-                          (f"cityscapes-seg-eval, {args.workers} workers", parallel_s)):  # fmt: skip
-        print(f"{name:<32} {seconds:7.1f} s  {1000 * seconds / images:5.0f} ms/image  "
-              f"speed-up {official_s / seconds:4.1f}x")  # fmt: skip
+    print(
+        f"{platform.processor() or platform.machine()}, {default_workers()} cores, load average before/after "
+        f"{load_before} / {os.getloadavg()[0]:.2f}; {images} images of {size[0]}x{size[1]}, "
+        f"{args.objects} objects each"
+    )
+    for name, seconds in (
+        ("official cityscapesScripts", official_s),
+        ("cityscapes-seg-eval, 1 worker", serial_s),
+        (f"cityscapes-seg-eval, {args.workers} workers", parallel_s),
+    ):
+        print(
+            f"{name:<32} {seconds:7.1f} s  {1000 * seconds / images:5.0f} ms/image  "
+            f"speed-up {official_s / seconds:4.1f}x"
+        )
     difference = max(largest_difference(parallel, reference), largest_difference(serial, reference))
-    print(f"largest score difference to the official: {difference:.2e}; mIoU {parallel['miou']:.6f} "
-          f"(official {reference['miou']:.6f}), iIoU {parallel['iiou']:.6f} (official {reference['iiou']:.6f})")  # fmt: skip
+    print(
+        f"largest score difference to the official: {difference:.2e}; mIoU {parallel['miou']:.6f} "
+        f"(official {reference['miou']:.6f}), iIoU {parallel['iiou']:.6f} (official {reference['iiou']:.6f})"
+    )
 
 
 if __name__ == "__main__":

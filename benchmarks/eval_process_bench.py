@@ -54,8 +54,9 @@ def make_data(folder: Path, images: int) -> Tuple[Path, Path]:
     if not root.is_dir():
         cities = [f"city{index:02d}" for index in range(-(-images // CITY_SIZE))]
         start = time.perf_counter()
-        write_split(root, pred, cities=cities, frames_per_city=-(-images // len(cities)), size=IMAGE_SIZE, seed=0,
-                    objects=20)  # fmt: skip
+        write_split(
+            root, pred, cities=cities, frames_per_city=-(-images // len(cities)), size=IMAGE_SIZE, seed=0, objects=20
+        )
         print(f"wrote {images} synthetic images to {folder} in {time.perf_counter() - start:.0f} s", flush=True)
     return root, pred
 
@@ -64,8 +65,7 @@ def run_once(command: Sequence[str], env: Dict[str, str]) -> Tuple[float, float,
     """(wall seconds, CPU seconds, whether it left a process behind); the command must succeed."""
     with tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -81,8 +81,9 @@ def run_once(command: Sequence[str], env: Dict[str, str]) -> Tuple[float, float,
 
 
 def commands(root: Path, pred: Path, scratch: Path) -> Dict[str, Tuple[List[str], Dict[str, str]]]:
-    official_env = dict(os.environ, CITYSCAPES_DATASET=str(root), CITYSCAPES_RESULTS=str(pred),
-                        CITYSCAPES_EXPORT_DIR=str(scratch))  # fmt: skip
+    official_env = dict(
+        os.environ, CITYSCAPES_DATASET=str(root), CITYSCAPES_RESULTS=str(pred), CITYSCAPES_EXPORT_DIR=str(scratch)
+    )
     ours = [str(BIN / "cityscapes-seg-eval"), "score", "--gt-root", str(root), "--pred-dir", str(pred)]
     return {
         "official cityscapesScripts": ([str(BIN / "csEvalPixelLevelSemanticLabeling")], official_env),
@@ -98,14 +99,19 @@ def largest_difference(scratch: Path) -> float:
     """Between our JSON and the official one, over the class and category scores and the averages."""
     ours = json.loads((scratch / "ours.json").read_text())
     official = json.loads((scratch / "resultPixelLevelSemanticLabeling.json").read_text())
-    pairs = [(ours["miou"], official["averageScoreClasses"]), (ours["iiou"], official["averageScoreInstClasses"]),
-             (ours["category_miou"], official["averageScoreCategories"]),
-             (ours["category_iiou"], official["averageScoreInstCategories"])]  # fmt: skip
+    pairs = [
+        (ours["miou"], official["averageScoreClasses"]),
+        (ours["iiou"], official["averageScoreInstClasses"]),
+        (ours["category_miou"], official["averageScoreCategories"]),
+        (ours["category_iiou"], official["averageScoreInstCategories"]),
+    ]
     for name, score in ours["classes"].items():
         pairs += [(score["iou"], official["classScores"][name]), (score["iiou"], official["classInstScores"][name])]
     for name, score in ours["categories"].items():
-        pairs += [(score["iou"], official["categoryScores"][name]),
-                  (score["iiou"], official["categoryInstScores"][name])]  # fmt: skip
+        pairs += [
+            (score["iou"], official["categoryScores"][name]),
+            (score["iiou"], official["categoryInstScores"][name]),
+        ]
     return max(abs(a - b) for a, b in pairs if a is not None and b == b)  # None is official NaN
 
 
@@ -127,27 +133,39 @@ def bench(images: int, rounds: int, data: Path) -> None:
                 left[name] += left_behind
         difference = largest_difference(Path(scratch))
     official, single = walls[names[0]], walls[names[2]]
-    print(f"\n{images} images of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, {rounds} rounds; largest score difference to the "
-          f"official: {difference:.1e}")  # fmt: skip
-    print("| command | wall s, median (min–max) | CPU s, median | speed-up over the official | wall / `--workers 1` | "
-          "processes left behind |")  # fmt: skip
+    print(
+        f"\n{images} images of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, {rounds} rounds; largest score difference to the "
+        f"official: {difference:.1e}"
+    )
+    print(
+        "| command | wall s, median (min–max) | CPU s, median | speed-up over the official | wall / `--workers 1` | "
+        "processes left behind |"
+    )
     print("|---|---|---|---|---|---|")
     for name in names:
         speed_up = statistics.median(o / w for o, w in zip(official, walls[name], strict=True))
         versus_single = statistics.median(w / s for w, s in zip(walls[name], single, strict=True))
-        print(f"| `{name}` | {statistics.median(walls[name]):.2f} ({min(walls[name]):.2f}–{max(walls[name]):.2f}) "
-              f"| {statistics.median(cpus[name]):.2f} | {speed_up:.2f}× | {versus_single:.2f} | {left[name]} |")  # fmt: skip
+        print(
+            f"| `{name}` | {statistics.median(walls[name]):.2f} ({min(walls[name]):.2f}–{max(walls[name]):.2f}) "
+            f"| {statistics.median(cpus[name]):.2f} | {speed_up:.2f}× | {versus_single:.2f} | {left[name]} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, nargs="+", default=[100, 500], help="data set sizes (default 100 500)")
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each command per size (default 5)")
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "cityscapes_eval_bench",
-                        help="folder for the synthetic data, kept for later runs")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "cityscapes_eval_bench",
+        help="folder for the synthetic data, kept for later runs",
+    )
     args = parser.parse_args()
-    print(f"{device_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"{device_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     for images in args.images:
         bench(images, args.rounds, args.data)
     print(f"load average after: {os.getloadavg()[0]:.2f}")

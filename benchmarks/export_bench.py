@@ -41,8 +41,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="256x512", help="HxW, comma-separated")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"{device_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"onnxruntime {onnxruntime.__version__}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"{device_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}, load average {os.getloadavg()[0]:.1f}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for key in args.models.split(","):
@@ -73,8 +75,10 @@ def main() -> None:
     print("\n| model | size | PyTorch CPU, ms | ONNX Runtime CPU, ms | ORT / PyTorch | logits rel. error | export, s |")
     print("|---|---|---|---|---|---|---|")
     for key, size, torch_ms, onnx_ms, error, export_s in rows:
-        print(f"| {key} | {size} | {torch_ms:.0f} | {onnx_ms:.0f} | {onnx_ms / torch_ms:.2f}× | {error:.1e} | "
-              f"{export_s:.0f} |")  # fmt: skip
+        print(
+            f"| {key} | {size} | {torch_ms:.0f} | {onnx_ms:.0f} | {onnx_ms / torch_ms:.2f}× | {error:.1e} | "
+            f"{export_s:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -85,8 +85,10 @@ def main() -> None:
     parser.add_argument("--backends", default="auto", help="comma list of DCNv3 backends: auto, cpu, cuda, torch")
     args = parser.parse_args()
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {args.device}\n")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {args.device}\n"
+    )
     print("| model | input HxW | DCNv3 backend | total ms | backbone ms | of which DCNv3 core ms | decode head ms |")
     print("|---|---|---|---|---|---|---|")
     for key in args.models.split(","):
@@ -96,8 +98,11 @@ def main() -> None:
             for backend in args.backends.split(","):
                 model.set_dcnv3_backend(backend)
                 r = bench(model, size, args.repeats, device)
-                print(f"| {key} | {size[0]}x{size[1]} | {backend} | {r['total']:.0f} | {r['backbone']:.0f} | "
-                      f"{r['dcnv3']:.0f} | {r['head']:.0f} |", flush=True)  # fmt: skip
+                print(
+                    f"| {key} | {size[0]}x{size[1]} | {backend} | {r['total']:.0f} | {r['backbone']:.0f} | "
+                    f"{r['dcnv3']:.0f} | {r['head']:.0f} |",
+                    flush=True,
+                )
         del model
 
 

@@ -44,10 +44,17 @@ def node_settings(args: argparse.Namespace, batch: int, graphs: bool) -> NodeSet
     height, width = args.size
     values: Dict[str, Any] = {spec.name: spec.default for spec in PARAMETERS}
     values.update(
-        model=args.model, checkpoint=args.checkpoint, device=args.device, precision=args.precision,
-        dcnv3_backend=args.dcnv3_backend, inference_size=list(args.inference_size or (max(height, width), min(height, width))),
-        max_batch_size=batch, cuda_graphs=graphs, outputs=list(OUTPUTS), skip_unsubscribed=False,
-    )  # fmt: skip
+        model=args.model,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        dcnv3_backend=args.dcnv3_backend,
+        inference_size=list(args.inference_size or (max(height, width), min(height, width))),
+        max_batch_size=batch,
+        cuda_graphs=graphs,
+        outputs=list(OUTPUTS),
+        skip_unsubscribed=False,
+    )
     return NodeSettings.from_values(values)
 
 
@@ -93,8 +100,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--checkpoint", default="none", help="none (random weights, default), hub, a .pth, hf://...")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=parse_size, default=(1024, 2048), help="camera frames, HEIGHTxWIDTH")
-    parser.add_argument("--inference-size", type=parse_size, default=None,
-                        help="LONGxSHORT bound of the network input (default: the frame's own size)")  # fmt: skip
+    parser.add_argument(
+        "--inference-size",
+        type=parse_size,
+        default=None,
+        help="LONGxSHORT bound of the network input (default: the frame's own size)",
+    )
     parser.add_argument("--cameras", type=int, default=4, help="frames per round, one per camera (batch N)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     parser.add_argument("--dcnv3-backend", default="auto", choices=("auto", "torch"))
@@ -130,24 +141,42 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"device {device} ({gpu}); {cpu}; torch {torch.__version__}, Python {platform.python_version()}"
     )
     base = rows[0]["ms_per_frame"]
-    print("| CUDA graphs | batch | ms per frame | frames/s | vs eager batch 1 | preprocess ms | inference ms | postprocess ms |")  # fmt: skip
+    print(
+        "| CUDA graphs | batch | ms per frame | frames/s | vs eager batch 1 | preprocess ms | inference ms | postprocess ms |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         graphs = "off" if device.type == "cuda" else "n/a (CPU)"
         if row["cuda_graphs"]:  # a failed capture runs eagerly: then no graph is held
             graphs = f"on ({row['graphs_held']} held)" if row["graphs_held"] else "on, capture FAILED (eager)"
-        print(f"| {graphs} | {row['batch']} | {row['ms_per_frame']:.2f} | {row['frames_per_s']:.1f} | "
-              f"{base / row['ms_per_frame']:.2f}x | {row['preprocess_ms']:.2f} | {row['inference_ms']:.2f} | "
-              f"{row['postprocess_ms']:.2f} |")  # fmt: skip
-    print("(inference ms: per frame, the wall time of the forward and decision its frame went through, so a batch's "
-          "frames each show the whole batch's)")  # fmt: skip
+        print(
+            f"| {graphs} | {row['batch']} | {row['ms_per_frame']:.2f} | {row['frames_per_s']:.1f} | "
+            f"{base / row['ms_per_frame']:.2f}x | {row['preprocess_ms']:.2f} | {row['inference_ms']:.2f} | "
+            f"{row['postprocess_ms']:.2f} |"
+        )
+    print(
+        "(inference ms: per frame, the wall time of the forward and decision its frame went through, so a batch's "
+        "frames each show the whole batch's)"
+    )
     if args.json is not None:
         record = {
-            "bench": "node_gpu_bench", "model": args.model, "checkpoint": args.checkpoint, "device": str(device),
-            "gpu": gpu, "cpu": cpu, "size": list(args.size), "cameras": args.cameras, "precision": args.precision,
-            "dcnv3_backend": args.dcnv3_backend, "cudnn_tf32": bool(tf32), "runs": args.runs, "warmup": args.warmup,
-            "torch": torch.__version__, "python": platform.python_version(), "rows": rows,
-        }  # fmt: skip
+            "bench": "node_gpu_bench",
+            "model": args.model,
+            "checkpoint": args.checkpoint,
+            "device": str(device),
+            "gpu": gpu,
+            "cpu": cpu,
+            "size": list(args.size),
+            "cameras": args.cameras,
+            "precision": args.precision,
+            "dcnv3_backend": args.dcnv3_backend,
+            "cudnn_tf32": bool(tf32),
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "rows": rows,
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=2))
     return 0

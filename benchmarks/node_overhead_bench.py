@@ -65,8 +65,16 @@ def main() -> None:
     def statistics_stage() -> ClassStatistics:
         counts, sums = count_classes(train_ids, confidence)
         out = ClassStatistics(header=msg.header, height=height, width=width)
-        out.classes = [ClassStat(train_id=s.train_id, name=s.name, pixel_count=s.pixel_count, fraction=s.fraction,
-                                 mean_confidence=s.mean_confidence) for s in class_stats(counts, sums)]  # fmt: skip
+        out.classes = [
+            ClassStat(
+                train_id=s.train_id,
+                name=s.name,
+                pixel_count=s.pixel_count,
+                fraction=s.fraction,
+                mean_confidence=s.mean_confidence,
+            )
+            for s in class_stats(counts, sums)
+        ]
         return out
 
     statistics_msg = statistics_stage()
@@ -89,10 +97,12 @@ def main() -> None:
     }
     results = {name: median_ms(fn, args.runs) for name, fn in stages.items()}
     decisions = {
-        classes: (median_ms(lambda: torch.softmax(scores, dim=0).max(dim=0), max(3, args.runs // 4)),
-                  median_ms(lambda: decode_scores(scores, from_logits=True), args.runs))
+        classes: (
+            median_ms(lambda: torch.softmax(scores, dim=0).max(dim=0), max(3, args.runs // 4)),
+            median_ms(lambda: decode_scores(scores, from_logits=True), args.runs),
+        )
         for classes, scores in logits.items()
-    }  # fmt: skip
+    }
     node.destroy_node()
     rclpy.shutdown()
 

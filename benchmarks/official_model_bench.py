@@ -118,11 +118,15 @@ def main(argv=None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     switches = dict(cudnn_tf32=torch.backends.cudnn.allow_tf32, matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
     official_dcnv3 = "compiled op" if args.ops_dcnv3 else "pure-PyTorch core"
-    print(f"device {name}, torch {torch.__version__}, input {height}x{width}, batch 1; official DCNv3: "
-          f"{official_dcnv3}; fp32 runs with cuDNN TF32 {'on' if switches['cudnn_tf32'] else 'off'}, "
-          f"matmul TF32 {'on' if switches['matmul_tf32'] else 'off'} (PyTorch's defaults)\n")  # fmt: skip
-    print("| model | official fp32 frames/s | ours fp32 frames/s | ours bf16 frames/s | ours bf16-cast frames/s | "
-          "ours fp32 / official | ours bf16 / official | ours bf16-cast / official |")  # fmt: skip
+    print(
+        f"device {name}, torch {torch.__version__}, input {height}x{width}, batch 1; official DCNv3: "
+        f"{official_dcnv3}; fp32 runs with cuDNN TF32 {'on' if switches['cudnn_tf32'] else 'off'}, "
+        f"matmul TF32 {'on' if switches['matmul_tf32'] else 'off'} (PyTorch's defaults)\n"
+    )
+    print(
+        "| model | official fp32 frames/s | ours fp32 frames/s | ours bf16 frames/s | ours bf16-cast frames/s | "
+        "ours fp32 / official | ours bf16 / official | ours bf16-cast / official |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     results: List[Dict[str, object]] = []
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
@@ -137,14 +141,25 @@ def main(argv=None) -> None:
                 for label, fn in runs.items():
                     times[label].append(call_ms(fn, device))
         fps = {label: 1e3 / statistics.median(values) for label, values in times.items()}
-        results.append({"model": key, "size": [height, width], "device": name, **{f"{k}_fps": v for k, v in fps.items()},
-                        "ms": {k: statistics.median(v) for k, v in times.items()}, "official_dcnv3": official_dcnv3,
-                        **switches})  # fmt: skip
+        results.append(
+            {
+                "model": key,
+                "size": [height, width],
+                "device": name,
+                **{f"{k}_fps": v for k, v in fps.items()},
+                "ms": {k: statistics.median(v) for k, v in times.items()},
+                "official_dcnv3": official_dcnv3,
+                **switches,
+            }
+        )
         ratios = " | ".join(
             f"{fps[k] / fps['official_fp32']:.2f}x" for k in ("ours_fp32", "ours_bf16", "ours_bf16_cast")
         )
-        print(f"| {key} | {fps['official_fp32']:.2f} | {fps['ours_fp32']:.2f} | {fps['ours_bf16']:.2f} | "
-              f"{fps['ours_bf16_cast']:.2f} | {ratios} |", flush=True)  # fmt: skip
+        print(
+            f"| {key} | {fps['official_fp32']:.2f} | {fps['ours_fp32']:.2f} | {fps['ours_bf16']:.2f} | "
+            f"{fps['ours_bf16_cast']:.2f} | {ratios} |",
+            flush=True,
+        )
         del runs
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -262,8 +262,10 @@ def format_row(row: Row, rows: List[Row]) -> str:
     base = next((r for r in rows if r.model == row.model and r.precision == "fp32" and r.mode == "eager"), None)
     speedup = f"{base.ms / row.ms:.2f}x" if base and base.ms else ""
     compile_s = "" if row.compile_s is None else f"{row.compile_s:.1f}"
-    return (f"{lead} {row.ms:.2f} | {row.fps:.2f} | {speedup} | "
-            f"{compile_s} | {100 * row.agreement:.3f} % | {percent(row.decisive_agreement)} |")  # fmt: skip
+    return (
+        f"{lead} {row.ms:.2f} | {row.fps:.2f} | {speedup} | "
+        f"{compile_s} | {100 * row.agreement:.3f} % | {percent(row.decisive_agreement)} |"
+    )
 
 
 def percent(fraction: Optional[float]) -> str:
@@ -320,18 +322,28 @@ def main(argv: Optional[List[str]] = None) -> None:
     # and precision; the default limit (8) would leave the later ones eager.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"{name}, torch {torch.__version__}, input {args.size[0]}x{args.size[1]}, batch 1, random weights; "
-          f"median of {args.repeats} after {args.warmup} warm-up; agreement over {args.frames} frames\n")  # fmt: skip
-    print("| model | precision | mode | channels-last | DCNv3 kernel | ms | frames/s | vs fp32 eager | compile/capture s "
-          f"| argmax = fp32 | same, margin >= {TIE_MARGIN:g} |")  # fmt: skip
+    print(
+        f"{name}, torch {torch.__version__}, input {args.size[0]}x{args.size[1]}, batch 1, random weights; "
+        f"median of {args.repeats} after {args.warmup} warm-up; agreement over {args.frames} frames\n"
+    )
+    print(
+        "| model | precision | mode | channels-last | DCNv3 kernel | ms | frames/s | vs fp32 eager | compile/capture s "
+        f"| argmax = fp32 | same, margin >= {TIE_MARGIN:g} |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows: List[Row] = []
     for key in args.models:
         rows += bench_model(key, args, device)
     if args.json:
-        setup: Dict[str, object] = {"device": name, "torch": torch.__version__, "size": list(args.size),
-                                    "warmup": args.warmup, "repeats": args.repeats, "frames": args.frames,
-                                    "compile_backend": args.compile_backend}  # fmt: skip
+        setup: Dict[str, object] = {
+            "device": name,
+            "torch": torch.__version__,
+            "size": list(args.size),
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "frames": args.frames,
+            "compile_backend": args.compile_backend,
+        }
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump({"setup": setup, "rows": [asdict(row) for row in rows]}, out, indent=1)
 

@@ -76,15 +76,28 @@ def draw_ground(image: np.ndarray, offset_m: float) -> None:
     bottom = HEIGHT - 1
     for lateral, color in ((-7.5, (165, 170, 175)), (7.5, (165, 170, 175))):  # sidewalks to the facades
         curb = -3.5 if lateral < 0 else 3.5
-        polygon = [[ground_x(lateral, HORIZON + 1), HORIZON + 1], [ground_x(curb, HORIZON + 1), HORIZON + 1],
-                   [ground_x(curb, bottom), bottom], [ground_x(lateral, bottom), bottom]]  # fmt: skip
+        polygon = [
+            [ground_x(lateral, HORIZON + 1), HORIZON + 1],
+            [ground_x(curb, HORIZON + 1), HORIZON + 1],
+            [ground_x(curb, bottom), bottom],
+            [ground_x(lateral, bottom), bottom],
+        ]
         cv2.fillPoly(image, [np.array(polygon, np.int32)], color)
-    road = [[ground_x(-3.5, HORIZON + 1), HORIZON + 1], [ground_x(3.5, HORIZON + 1), HORIZON + 1],
-            [ground_x(3.5, bottom), bottom], [ground_x(-3.5, bottom), bottom]]  # fmt: skip
+    road = [
+        [ground_x(-3.5, HORIZON + 1), HORIZON + 1],
+        [ground_x(3.5, HORIZON + 1), HORIZON + 1],
+        [ground_x(3.5, bottom), bottom],
+        [ground_x(-3.5, bottom), bottom],
+    ]
     cv2.fillPoly(image, [np.array(road, np.int32)], (88, 80, 84))
     for curb in (-3.5, 3.5):
-        cv2.line(image, (int(ground_x(curb, HORIZON + 1)), HORIZON + 1), (int(ground_x(curb, bottom)), bottom),
-                 (200, 200, 200), 2)  # fmt: skip
+        cv2.line(
+            image,
+            (int(ground_x(curb, HORIZON + 1)), HORIZON + 1),
+            (int(ground_x(curb, bottom)), bottom),
+            (200, 200, 200),
+            2,
+        )
     phase = offset_m % 6.0
     for start in np.arange(2.0 - phase, 80.0, 6.0):  # dashed centre line
         if start + 3.0 <= 1.0:
@@ -124,8 +137,15 @@ def draw_car(image: np.ndarray, lateral_m: float, distance_m: float, body_bgr) -
     x, s = ground_x(lateral_m, base), scale_at(distance_m)
     half, height = 0.9 * s, 1.45 * s
     cv2.rectangle(image, (int(x - half), int(base - 0.9 * s)), (int(x + half), int(base - 0.2 * s)), body_bgr, -1)
-    cabin = np.array([[x - 0.75 * half, base - 0.9 * s], [x + 0.75 * half, base - 0.9 * s],
-                      [x + 0.55 * half, base - height], [x - 0.55 * half, base - height]], np.int32)  # fmt: skip
+    cabin = np.array(
+        [
+            [x - 0.75 * half, base - 0.9 * s],
+            [x + 0.75 * half, base - 0.9 * s],
+            [x + 0.55 * half, base - height],
+            [x - 0.55 * half, base - height],
+        ],
+        np.int32,
+    )
     cv2.fillPoly(image, [cabin], body_bgr)
     cv2.fillPoly(image, [((cabin - [x, base]) * [0.8, 0.95] + [x, base - 0.03 * s]).astype(np.int32)], (70, 50, 40))
     for wheel in (-0.65, 0.65):
@@ -138,8 +158,9 @@ def draw_person(image: np.ndarray, lateral_m: float, distance_m: float) -> None:
     base = row_of_distance(distance_m)
     x, s = ground_x(lateral_m, base), scale_at(distance_m)
     cv2.rectangle(image, (int(x - 0.2 * s), int(base - 1.0 * s)), (int(x + 0.2 * s), int(base)), (60, 40, 30), -1)
-    cv2.rectangle(image, (int(x - 0.25 * s), int(base - 1.5 * s)), (int(x + 0.25 * s), int(base - 0.9 * s)),
-                  (40, 40, 160), -1)  # fmt: skip
+    cv2.rectangle(
+        image, (int(x - 0.25 * s), int(base - 1.5 * s)), (int(x + 0.25 * s), int(base - 0.9 * s)), (40, 40, 160), -1
+    )
     cv2.circle(image, (int(x), int(base - 1.65 * s)), max(1, int(0.15 * s)), (150, 170, 210), -1)
 
 

@@ -25,8 +25,12 @@ PACKAGE_DIR = "rclpy/rclpy"  # inside the ros2/rclpy repository
 
 def sources_from_git(git_dir: Path, ref: str) -> Iterator[Tuple[str, str]]:
     """(path inside the rclpy package, source) of every Python file of ``ref``."""
-    listing = subprocess.run(["git", "-C", str(git_dir), "ls-tree", "-r", "--name-only", ref, PACKAGE_DIR + "/"],
-                             check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    listing = subprocess.run(
+        ["git", "-C", str(git_dir), "ls-tree", "-r", "--name-only", ref, PACKAGE_DIR + "/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for path in listing:
         if path.endswith(".py"):
             show = subprocess.run(["git", "-C", str(git_dir), "show", f"{ref}:{path}"], check=True, capture_output=True)
@@ -90,12 +94,16 @@ def main(argv=None) -> int:
         return 2
     version = "unknown"
     if args.git:
-        package_xml = subprocess.run(["git", "-C", str(args.git), "show", f"{args.ref}:rclpy/package.xml"],
-                                     capture_output=True, text=True).stdout  # fmt: skip
+        package_xml = subprocess.run(
+            ["git", "-C", str(args.git), "show", f"{args.ref}:rclpy/package.xml"], capture_output=True, text=True
+        ).stdout
         if "<version>" in package_xml:
             version = package_xml.split("<version>")[1].split("<")[0]
-    record = {"source": f"ros2/rclpy {args.ref}" if args.git else str(args.source), "version": version,
-              "modules": dict(sorted(modules.items()))}  # fmt: skip
+    record = {
+        "source": f"ros2/rclpy {args.ref}" if args.git else str(args.source),
+        "version": version,
+        "modules": dict(sorted(modules.items())),
+    }
     args.out.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     print(f"{len(modules)} modules of rclpy {version} -> {args.out}")
     return 0

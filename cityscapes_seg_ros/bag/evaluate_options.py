@@ -11,8 +11,14 @@ from ..segmenter import ModelOptions, given_options
 from .bagio import DEFAULT_GT_INSTANCE_TOPIC, DEFAULT_GT_LABEL_TOPIC, BagError
 from .replay import check_number
 
-LIVE_ONLY = {"params_file": "--params-file", "node_args": "--node-arg", "use_running_node": "--use-running-node",
-             "node_module": "--node-module", "record": "--record", "lockstep": "--lockstep"}  # fmt: skip
+LIVE_ONLY = {
+    "params_file": "--params-file",
+    "node_args": "--node-arg",
+    "use_running_node": "--use-running-node",
+    "node_module": "--node-module",
+    "record": "--record",
+    "lockstep": "--lockstep",
+}
 
 
 @dataclass
@@ -38,8 +44,11 @@ class EvaluateOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EvaluateOptions:
         names = {f.name for f in fields(cls)} - {"model", "model_given"}
-        return cls(**{k: v for k, v in vars(args).items() if k in names}, model=ModelOptions.from_args(args),
-                   model_given=given_options(args))  # fmt: skip
+        return cls(
+            **{k: v for k, v in vars(args).items() if k in names},
+            model=ModelOptions.from_args(args),
+            model_given=given_options(args),
+        )
 
     def check(self) -> None:
         """A BagError for what cannot work, before a bag is read, a model loaded or a node started."""

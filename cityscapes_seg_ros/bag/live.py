@@ -107,8 +107,9 @@ class OutputCollector:
         self.worker.join()
 
 
-def wait_for_node(node, player: BagPlayer, image_topic: str, labels_topic: str, process: Optional[NodeProcess],
-                  timeout_sec: float) -> None:  # fmt: skip
+def wait_for_node(
+    node, player: BagPlayer, image_topic: str, labels_topic: str, process: Optional[NodeProcess], timeout_sec: float
+) -> None:
     """Until the node subscribes to the camera topic and publishes labels (or died / timed out)."""
     publisher = player.publishers[image_topic]
 
@@ -119,8 +120,10 @@ def wait_for_node(node, player: BagPlayer, image_topic: str, labels_topic: str, 
 
     if not wait_until(ready, timeout_sec, poll_sec=0.2):
         hint = f"; its log {process.log_path} ends with:\n{process.log_tail()}" if process else ""
-        raise BagError(f"the node was not ready within {timeout_sec:.0f} s (no subscriber on "
-                       f"{publisher.topic_name} or no publisher of {labels_topic}){hint}")  # fmt: skip
+        raise BagError(
+            f"the node was not ready within {timeout_sec:.0f} s (no subscriber on "
+            f"{publisher.topic_name} or no publisher of {labels_topic}){hint}"
+        )
 
 
 def node_exited(process: Optional[NodeProcess]) -> bool:
@@ -173,8 +176,9 @@ def collect_live(bag: Path, image_topic: str, summary: BagSummary, options: Eval
                 with interrupts_deferred():  # bound to ``process`` before a Ctrl-C can land: then it is stopped
                     process = NodeProcess(node_command(options, base_topic, transport), Path(out) / "node.log")
             wait_for_node(node, player, image_topic, labels_topic, process, options.ready_timeout)
-            collector = OutputCollector(node, labels_topic, publisher_is_reliable(node, labels_topic),
-                                        collected.store, collected.timings)  # fmt: skip
+            collector = OutputCollector(
+                node, labels_topic, publisher_is_reliable(node, labels_topic), collected.store, collected.timings
+            )
             if options.record:
                 recorder = OutputRecorder(node, segmentation_namespace(base_topic) + "/", options.record)
             # The node's labels publisher must have matched our new subscription before the first frame.

@@ -192,8 +192,12 @@ def replay_bag(bag: Path, options: ReplayOptions) -> ReplayStats:
     options.check()
     with ros_node("cityscapes_seg_bag_player") as (node, _):
         player = BagPlayer(node, bag, options)
-        log.info("playing %s: %s%s", bag, ", ".join(p.topic_name for p in player.publishers.values()),
-                 " (looping)" if options.loop else "")  # fmt: skip
+        log.info(
+            "playing %s: %s%s",
+            bag,
+            ", ".join(p.topic_name for p in player.publishers.values()),
+            " (looping)" if options.loop else "",
+        )
         try:
             stats = player.play()
         except KeyboardInterrupt:

@@ -188,18 +188,32 @@ def run_convert(args: argparse.Namespace) -> int:
     else:
         frames, missing = folder_frames(args.images), []
     options = ConvertOptions(
-        out=args.out, storage=args.storage, rate=args.rate, compressed=args.compressed, jpeg_quality=args.jpeg_quality,
-        image_topic=args.image_topic, camera_info_topic=args.camera_info_topic, label_topic=args.label_topic,
-        instance_topic=args.instance_topic, frame_id=args.frame_id,
-        start_sec=DEFAULT_START_SEC if args.start_time is None else args.start_time, overwrite=args.overwrite,
-    )  # fmt: skip
+        out=args.out,
+        storage=args.storage,
+        rate=args.rate,
+        compressed=args.compressed,
+        jpeg_quality=args.jpeg_quality,
+        image_topic=args.image_topic,
+        camera_info_topic=args.camera_info_topic,
+        label_topic=args.label_topic,
+        instance_topic=args.instance_topic,
+        frame_id=args.frame_id,
+        start_sec=DEFAULT_START_SEC if args.start_time is None else args.start_time,
+        overwrite=args.overwrite,
+    )
     result = write_bag(frames, options)
     for line in result.warnings:
         log.warning(line)
     for line in result.skipped:
         log.error("skipped %s", line)
-    log.info("%s: %d frames written (%d with ground truth), %d skipped, %d without ground truth",
-             args.out, result.written, result.with_ground_truth, len(result.skipped), len(missing))  # fmt: skip
+    log.info(
+        "%s: %d frames written (%d with ground truth), %d skipped, %d without ground truth",
+        args.out,
+        result.written,
+        result.with_ground_truth,
+        len(result.skipped),
+        len(missing),
+    )
     return 1 if result.skipped or not result.written else 0
 
 
@@ -207,9 +221,15 @@ def run_replay(args: argparse.Namespace) -> int:
     from ..bag.replay import ReplayOptions, parse_remaps, replay_bag
 
     options = ReplayOptions(
-        rate=args.rate, loop=args.loop, start_sec=args.start, topics=args.topics, remaps=parse_remaps(args.remap),
-        clock_hz=args.clock, reliable=args.qos == "reliable", wait_for_subscribers_sec=args.wait_for_subscribers,
-    )  # fmt: skip
+        rate=args.rate,
+        loop=args.loop,
+        start_sec=args.start,
+        topics=args.topics,
+        remaps=parse_remaps(args.remap),
+        clock_hz=args.clock,
+        reliable=args.qos == "reliable",
+        wait_for_subscribers_sec=args.wait_for_subscribers,
+    )
     stats = replay_bag(args.bag, options)
     log.info("published %d messages in %.1f s", stats.published, stats.wall_sec)
     return 1 if stats.problem else 0

@@ -166,8 +166,11 @@ def _find_or_build(record: OpRecord) -> tuple[Any, str]:
     if prebuilt is not None:
         if _digest_of(prebuilt) == digest:
             return prebuilt, "built at install"
-        log.info("compiled op %s: the install built it from other sources or flags than %s now; rebuilding",
-                 record.name, root / record.folder)  # fmt: skip
+        log.info(
+            "compiled op %s: the install built it from other sources or flags than %s now; rebuilding",
+            record.name,
+            root / record.folder,
+        )
     started = time.monotonic()
     build = _build_torch_op if record.kind == "torch" else _build_library
     op, where = build(record, root, digest)
@@ -283,8 +286,17 @@ def _build_library(record: OpRecord, root: Path, digest: str) -> tuple[ctypes.CD
         # Built under a name of its own, then renamed: processes building at once never load a partial file.
         partial = build_dir / f".{target.name}.{os.getpid()}.{threading.get_ident()}"
         folder = root / record.folder
-        command = [*compiler, *record.cflags, digest_define(digest), f"-I{folder}", "-shared",
-                   *(str(folder / source) for source in record.sources), "-o", str(partial), *record.ldflags]  # fmt: skip
+        command = [
+            *compiler,
+            *record.cflags,
+            digest_define(digest),
+            f"-I{folder}",
+            "-shared",
+            *(str(folder / source) for source in record.sources),
+            "-o",
+            str(partial),
+            *record.ldflags,
+        ]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         except OSError as exc:

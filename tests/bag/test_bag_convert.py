@@ -37,8 +37,14 @@ def source_files(root: Path):
     """(image, label, instance) paths in city, sequence, frame order."""
     images = sorted((root / "leftImg8bit/val").glob("*/*_leftImg8bit.png"), key=lambda p: (p.parent.name, p.name))
     gt = root / "gtFine/val"
-    return [(img, gt / img.parent.name / img.name.replace("leftImg8bit", "gtFine_labelIds"),
-             gt / img.parent.name / img.name.replace("leftImg8bit", "gtFine_instanceIds")) for img in images]  # fmt: skip
+    return [
+        (
+            img,
+            gt / img.parent.name / img.name.replace("leftImg8bit", "gtFine_labelIds"),
+            gt / img.parent.name / img.name.replace("leftImg8bit", "gtFine_instanceIds"),
+        )
+        for img in images
+    ]
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -92,8 +98,20 @@ def test_folder_of_images_without_ground_truth(tmp_path):
     cv2.imwrite(str(folder / "b.jpg"), rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
     cv2.imwrite(str(folder / "sub" / "a.png"), rng.integers(0, 256, (10, 12), dtype=np.uint8))  # grey -> bgr8
     (folder / "notes.txt").write_text("not an image")
-    assert bag_main(["from-cityscapes", "--images", str(folder), "--out", str(tmp_path / "bag"),
-                     "--image-topic", "/front/image"]) == 0  # fmt: skip
+    assert (
+        bag_main(
+            [
+                "from-cityscapes",
+                "--images",
+                str(folder),
+                "--out",
+                str(tmp_path / "bag"),
+                "--image-topic",
+                "/front/image",
+            ]
+        )
+        == 0
+    )
     summary = summarize(tmp_path / "bag")
     assert set(summary.topics) == {"/front/image", "/cam/front/camera_info"}
     shapes = [image.shape for _, image in iter_images(tmp_path / "bag", "/front/image")]

@@ -53,9 +53,27 @@ def bag(tmp_path_factory):
 
 def live_args(bag, out, model_files, *extra):
     config, checkpoint = model_files
-    return ["evaluate", str(bag), "--node-module", STANDIN, "--model", str(config),
-            "--checkpoint", str(checkpoint), "--device", "cpu", "--img-scale", TINY_SCALE,
-            "--out", str(out), "--ready-timeout", "120", "--drain-timeout", "20", *extra]  # fmt: skip
+    return [
+        "evaluate",
+        str(bag),
+        "--node-module",
+        STANDIN,
+        "--model",
+        str(config),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--img-scale",
+        TINY_SCALE,
+        "--out",
+        str(out),
+        "--ready-timeout",
+        "120",
+        "--drain-timeout",
+        "20",
+        *extra,
+    ]
 
 
 def read_report(folder: Path) -> dict:
@@ -64,11 +82,42 @@ def read_report(folder: Path) -> dict:
 
 def test_live_masks_and_scores_equal_the_offline_mode_and_outputs_are_recorded(bag, tmp_path, model_files):
     config, checkpoint = model_files
-    assert bag_main(live_args(bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"),
-                              "--record", str(tmp_path / "recorded"))) == 0  # fmt: skip
-    assert bag_main(["evaluate", str(bag), "--offline", "--model", str(config), "--checkpoint", str(checkpoint),
-                     "--device", "cpu", "--img-scale", TINY_SCALE, "--out", str(tmp_path / "offline"),
-                     "--save-predictions", str(tmp_path / "offline_masks")]) == 0  # fmt: skip
+    assert (
+        bag_main(
+            live_args(
+                bag,
+                tmp_path / "live",
+                model_files,
+                "--save-predictions",
+                str(tmp_path / "live_masks"),
+                "--record",
+                str(tmp_path / "recorded"),
+            )
+        )
+        == 0
+    )
+    assert (
+        bag_main(
+            [
+                "evaluate",
+                str(bag),
+                "--offline",
+                "--model",
+                str(config),
+                "--checkpoint",
+                str(checkpoint),
+                "--device",
+                "cpu",
+                "--img-scale",
+                TINY_SCALE,
+                "--out",
+                str(tmp_path / "offline"),
+                "--save-predictions",
+                str(tmp_path / "offline_masks"),
+            ]
+        )
+        == 0
+    )
 
     live, offline = read_report(tmp_path / "live"), read_report(tmp_path / "offline")
     stamps = [stamp for stamp, _ in iter_images(bag, "/cam/front/image_raw")]
@@ -94,11 +143,27 @@ def test_running_node_that_drops_frames_gives_partial_results(bag, tmp_path, mod
     """In lock step too: a frame the node loses counts as dropped, and the next one goes out."""
     config, checkpoint = model_files
     node = subprocess.Popen(
-        [sys.executable, "-m", STANDIN, "--ros-args", "-p", "image_topics:=['/cam/front/image_raw']",
-         "-p", f"model:={config}", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
-         "-p", f"inference_size:=[{TINY_SCALE.replace('x', ', ')}]", "-p", "skip_every:=2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            STANDIN,
+            "--ros-args",
+            "-p",
+            "image_topics:=['/cam/front/image_raw']",
+            "-p",
+            f"model:={config}",
+            "-p",
+            f"checkpoint:={checkpoint}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            f"inference_size:=[{TINY_SCALE.replace('x', ', ')}]",
+            "-p",
+            "skip_every:=2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         args = live_args(bag, tmp_path / "live", model_files, "--use-running-node", "--drain-timeout", "5", *pacing)
         code = bag_main(args)
@@ -164,8 +229,12 @@ def test_topics_are_checked_before_the_node_starts(bag, tmp_path, model_files, c
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_files, signum):
     script = Path(sys.executable).parent / "cityscapes-seg-bag"
-    evaluator = subprocess.Popen([str(script), *live_args(bag, tmp_path / "live", model_files)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    evaluator = subprocess.Popen(
+        [str(script), *live_args(bag, tmp_path / "live", model_files)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         for line in evaluator.stderr:  # until the evaluator says it started the node
@@ -182,23 +251,47 @@ def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_fi
     assert gone(pid)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cityscapes_seg_ros.node") is None,
-                    reason="cityscapes_seg_ros.node (issue 3) is not in this checkout")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("cityscapes_seg_ros.node") is None,
+    reason="cityscapes_seg_ros.node (issue 3) is not in this checkout",
+)
 def test_the_real_node_gives_the_offline_masks(bag, tmp_path, model_files):
     config, checkpoint = model_files
     # Lock step: the real node drops a frame that arrives while it is busy (by design); here each frame goes out
     # once the previous one's labels are back, so every frame is scored however slow the machine is.
-    args = live_args(bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"),
-                     "--lockstep")  # fmt: skip
+    args = live_args(
+        bag, tmp_path / "live", model_files, "--save-predictions", str(tmp_path / "live_masks"), "--lockstep"
+    )
     args.remove("--node-module"), args.remove(STANDIN)  # the same arguments start the real node
     assert bag_main(args) == 0
     live = read_report(tmp_path / "live")
     assert live["frames"]["scored"] == 4 and live["frames"]["dropped"] == 0
     assert live["replay"] == {"rate": None, "lockstep": True, "published": 8}  # 4 camera frames and their camera_info
-    assert bag_main(["evaluate", str(bag), "--offline", "--model", str(config), "--checkpoint", str(checkpoint),
-                     "--device", "cpu", "--img-scale", TINY_SCALE, "--out", str(tmp_path / "offline"),
-                     "--save-predictions", str(tmp_path / "offline_masks")]) == 0  # fmt: skip
+    assert (
+        bag_main(
+            [
+                "evaluate",
+                str(bag),
+                "--offline",
+                "--model",
+                str(config),
+                "--checkpoint",
+                str(checkpoint),
+                "--device",
+                "cpu",
+                "--img-scale",
+                TINY_SCALE,
+                "--out",
+                str(tmp_path / "offline"),
+                "--save-predictions",
+                str(tmp_path / "offline_masks"),
+            ]
+        )
+        == 0
+    )
     for path in sorted((tmp_path / "offline_masks").glob("*.png")):
-        np.testing.assert_array_equal(cv2.imread(str(tmp_path / "live_masks" / path.name), cv2.IMREAD_UNCHANGED),
-                                      cv2.imread(str(path), cv2.IMREAD_UNCHANGED))  # fmt: skip
+        np.testing.assert_array_equal(
+            cv2.imread(str(tmp_path / "live_masks" / path.name), cv2.IMREAD_UNCHANGED),
+            cv2.imread(str(path), cv2.IMREAD_UNCHANGED),
+        )
     assert live["scores"] == read_report(tmp_path / "offline")["scores"]

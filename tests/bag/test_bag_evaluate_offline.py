@@ -30,15 +30,46 @@ def split(tmp_path_factory):
 
 def offline_args(bag: Path, out: Path, model_files, *extra: str):
     config, checkpoint = model_files
-    return ["evaluate", str(bag), "--offline", "--model", str(config), "--checkpoint", str(checkpoint),
-            "--device", "cpu", "--img-scale", TINY_SCALE, "--out", str(out), *extra]  # fmt: skip
+    return [
+        "evaluate",
+        str(bag),
+        "--offline",
+        "--model",
+        str(config),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--img-scale",
+        TINY_SCALE,
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def scores_of_predict_cli(root: Path, out: Path, model_files, gt_files=None) -> dict:
     """The reference: `cityscapes-seg predict` files scored by the offline evaluator."""
     config, checkpoint = model_files
-    assert seg_main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(root / "leftImg8bit/val"),
-                     "--out", str(out), "--img-scale", TINY_SCALE, "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        seg_main(
+            [
+                "predict",
+                "--config",
+                str(config),
+                "--checkpoint",
+                str(checkpoint),
+                str(root / "leftImg8bit/val"),
+                "--out",
+                str(out),
+                "--img-scale",
+                TINY_SCALE,
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     pairs = match_predictions(gt_files or find_ground_truth(root, "val"), out / "labelIds")
     return score_files(pairs, workers=1, progress=False)
 
@@ -126,15 +157,27 @@ def test_offline_without_checkpoint_uses_the_released_weights_never_random(split
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     bag = make_bag(split, tmp_path / "bag")
     out = tmp_path / "eval"
-    code = bag_main(["evaluate", str(bag), "--offline", "--model", "upernet_internimage_t_512x1024_160k_cityscapes",
-                     "--out", str(out)])  # fmt: skip
+    code = bag_main(
+        [
+            "evaluate",
+            str(bag),
+            "--offline",
+            "--model",
+            "upernet_internimage_t_512x1024_160k_cityscapes",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     assert "not in the Hugging Face cache" in capsys.readouterr().err
     assert not (out / "report.json").exists()
 
 
-@pytest.mark.parametrize("restamped", [None, ("/cam/front/gt/label_ids", "/cam/front/gt/instance_ids")],
-                         ids=["every topic", "ground truth only"])  # fmt: skip
+@pytest.mark.parametrize(
+    "restamped",
+    [None, ("/cam/front/gt/label_ids", "/cam/front/gt/instance_ids")],
+    ids=["every topic", "ground truth only"],
+)
 def test_frames_sharing_a_stamp_are_an_error_not_a_score(split, tmp_path, model_files, capsys, restamped):
     """Such a bag once scored 8 ground truths against 1 prediction (mIoU 0.000535) with exit status 0."""
     bag = restamp_bag(make_bag(split, tmp_path / "bag"), tmp_path / "restamped", restamped)

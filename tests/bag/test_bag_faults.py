@@ -22,8 +22,23 @@ def model_files(tmp_path_factory, tiny_t_fixture):
 
 def offline(bag: Path, out: Path, model_files) -> dict:
     config, checkpoint = model_files
-    code = bag_main(["evaluate", str(bag), "--offline", "--model", str(config), "--checkpoint", str(checkpoint),
-                     "--device", "cpu", "--img-scale", TINY_SCALE, "--out", str(out)])  # fmt: skip
+    code = bag_main(
+        [
+            "evaluate",
+            str(bag),
+            "--offline",
+            "--model",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            "--device",
+            "cpu",
+            "--img-scale",
+            TINY_SCALE,
+            "--out",
+            str(out),
+        ]
+    )
     report = json.loads((out / "report.json").read_text())
     return {"code": code, **report}
 
@@ -44,8 +59,9 @@ def with_encoding(source: Path, out: Path, index: int, encoding: str) -> Path:
     writer = new_writer(out)
     writer.set_custom_data(FRAMES_METADATA_KEY, summary.custom[FRAMES_METADATA_KEY])
     with writer:
-        connections = {name: writer.add_connection(name, info.msgtype, typestore=store)
-                       for name, info in summary.topics.items()}  # fmt: skip
+        connections = {
+            name: writer.add_connection(name, info.msgtype, typestore=store) for name, info in summary.topics.items()
+        }
         images = 0
         for topic, msgtype, log_time, data in read_messages(source, list(summary.topics)):
             if topic == IMAGE_TOPIC:

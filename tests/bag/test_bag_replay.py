@@ -52,14 +52,30 @@ def test_replay_keeps_order_and_timing_with_remap_and_clock(bag):
         images = Received(node, Image, "/remapped/image")
         original = Received(node, Image, "/cam/front/image_raw")
         clocks = []
-        node.create_subscription(Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec),
-                                 reliable_qos(100))  # fmt: skip
+        node.create_subscription(
+            Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), reliable_qos(100)
+        )
         started = time.monotonic()
         process = subprocess.run(
-            [str(SCRIPT), "replay", str(bag), "--rate", "4", "--topics", "/cam/front/image_raw",
-             "--remap", "/cam/front/image_raw:=/remapped/image", "--clock", "50", "--wait-for-subscribers", "30"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                str(SCRIPT),
+                "replay",
+                str(bag),
+                "--rate",
+                "4",
+                "--topics",
+                "/cam/front/image_raw",
+                "--remap",
+                "/cam/front/image_raw:=/remapped/image",
+                "--clock",
+                "50",
+                "--wait-for-subscribers",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert process.returncode == 0, process.stderr
         assert wait_until(lambda: len(images) == 4, 10), f"received {len(images)} of 4 images"
         elapsed = time.monotonic() - started
@@ -105,10 +121,24 @@ def test_replay_start_offset_and_loop(bag):
     with ros_node("replay_test_loop", spin=True) as (node, _):
         images = Received(node, Image, "/cam/front/image_raw")
         process = subprocess.Popen(
-            [str(SCRIPT), "replay", str(bag), "--rate", "20", "--loop", "--start", "2",
-             "--topics", "/cam/front/image_raw", "--wait-for-subscribers", "30"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                str(SCRIPT),
+                "replay",
+                str(bag),
+                "--rate",
+                "20",
+                "--loop",
+                "--start",
+                "2",
+                "--topics",
+                "/cam/front/image_raw",
+                "--wait-for-subscribers",
+                "30",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert wait_until(lambda: len(images) >= 6, 60), f"received {len(images)} images"
         finally:
@@ -119,8 +149,9 @@ def test_replay_start_offset_and_loop(bag):
 
 
 def test_replay_of_an_unknown_topic_fails_naming_the_topics(bag):
-    process = subprocess.run([str(SCRIPT), "replay", str(bag), "--topics", "/nope"], capture_output=True, text=True,
-                             timeout=60)  # fmt: skip
+    process = subprocess.run(
+        [str(SCRIPT), "replay", str(bag), "--topics", "/nope"], capture_output=True, text=True, timeout=60
+    )
     assert process.returncode == 2
     assert "/nope" in process.stderr and "/cam/front/image_raw" in process.stderr
 

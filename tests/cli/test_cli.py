@@ -89,8 +89,23 @@ def test_predict_writes_four_pngs_and_skips_bad_inputs(tmp_path, tiny_model_file
     (images / "empty.jpg").write_bytes(b"")
     out = tmp_path / "out"
 
-    code = main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(images),
-                 str(tmp_path / "missing.png"), "--out", str(out), "--img-scale", "128x64", "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            "--config",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            str(images),
+            str(tmp_path / "missing.png"),
+            "--out",
+            str(out),
+            "--img-scale",
+            "128x64",
+            "--device",
+            "cpu",
+        ]
+    )
 
     assert code == 1  # some inputs were bad, the rest is done
     messages = caplog.text
@@ -117,8 +132,22 @@ def test_predict_goes_on_past_hostile_images(tmp_path, tiny_model_files, caplog,
     cv2.imwrite(str(images / "zz_normal.png"), np.random.default_rng(2).integers(0, 256, (40, 64, 3), dtype=np.uint8))
     out = tmp_path / "out"
 
-    code = main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(images), "--out", str(out),
-                 "--img-scale", "128x64", "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            "--config",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            str(images),
+            "--out",
+            str(out),
+            "--img-scale",
+            "128x64",
+            "--device",
+            "cpu",
+        ]
+    )
 
     assert code == 1
     skipped = [line for line in caplog.text.splitlines() if "skipped" in line and ".png" in line]
@@ -139,8 +168,23 @@ def test_predict_matches_the_python_api(tmp_path, tiny_model_files, tiny_t_fixtu
     config, checkpoint = tiny_model_files
     image = np.random.default_rng(1).integers(0, 256, (40, 64, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "x.png"), image)
-    assert main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(tmp_path / "x.png"),
-                 "--out", str(tmp_path / "out"), "--img-scale", "64x40"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                "--config",
+                str(config),
+                "--checkpoint",
+                str(checkpoint),
+                str(tmp_path / "x.png"),
+                "--out",
+                str(tmp_path / "out"),
+                "--img-scale",
+                "64x40",
+            ]
+        )
+        == 0
+    )
     model = build_segmentor(tiny_t_fixture["config"], checkpoint=checkpoint, device="cpu")
     expected = Predictor(model, img_scale=(64, 40)).predict(image).train_ids
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out/trainIds/x.png"), cv2.IMREAD_UNCHANGED), expected)
@@ -149,8 +193,18 @@ def test_predict_matches_the_python_api(tmp_path, tiny_model_files, tiny_t_fixtu
 def test_predict_resume_skips_finished_images(tmp_path, tiny_model_files, caplog):
     config, checkpoint = tiny_model_files
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
-    args = ["predict", "--config", str(config), "--checkpoint", str(checkpoint), str(tmp_path / "x.png"),
-            "--out", str(tmp_path / "out"), "--img-scale", "32x32"]  # fmt: skip
+    args = [
+        "predict",
+        "--config",
+        str(config),
+        "--checkpoint",
+        str(checkpoint),
+        str(tmp_path / "x.png"),
+        "--out",
+        str(tmp_path / "out"),
+        "--img-scale",
+        "32x32",
+    ]
     assert main(args) == 0
     assert main(args + ["--resume"]) == 0
     assert "1 of 1 images already done" in caplog.text
@@ -160,8 +214,18 @@ def test_predict_with_a_wrong_checkpoint_fails_with_one_clear_message(tmp_path, 
     path = tmp_path / "wrong.pth"
     torch.save({"meta": {}, "state_dict": {"backbone.foo": torch.zeros(1)}}, path)
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
-    code = main(["predict", "--model", "upernet_internimage_t_512x1024_160k_cityscapes", "--checkpoint", str(path),
-                 str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            "--model",
+            "upernet_internimage_t_512x1024_160k_cityscapes",
+            "--checkpoint",
+            str(path),
+            str(tmp_path / "x.png"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "unexpected keys (1): backbone.foo" in err and "Traceback" not in err
@@ -170,7 +234,16 @@ def test_predict_with_a_wrong_checkpoint_fails_with_one_clear_message(tmp_path, 
 def test_predict_offline_without_cached_checkpoint(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
-    code = main(["predict", "--model", "upernet_internimage_t_512x1024_160k_cityscapes", "--hub-offline",
-                 str(tmp_path / "x.png"), "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            "--model",
+            "upernet_internimage_t_512x1024_160k_cityscapes",
+            "--hub-offline",
+            str(tmp_path / "x.png"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "not in the Hugging Face cache" in capsys.readouterr().err

@@ -126,8 +126,9 @@ def test_random_weights_and_own_images_are_said_on_the_sheet(tmp_path, tiny_mode
     for name, size in (("a", (60, 100)), ("b", (80, 80))):
         cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    code = main(["demo", "--model", str(config), "--checkpoint", "none", "--images", str(images), "--out", str(out),
-                 *SMALL])  # fmt: skip
+    code = main(
+        ["demo", "--model", str(config), "--checkpoint", "none", "--images", str(images), "--out", str(out), *SMALL]
+    )
     assert code == 0, capsys.readouterr().err
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
     sheet = cv2.imread(str(out / "contact_sheet.png"))
@@ -181,8 +182,12 @@ def test_on_a_cpu_the_demo_picks_a_size_and_frame_count_and_says_so(caplog):
 
 def test_offline_without_cached_weights_and_require_weights_is_one_line_before_any_node(tmp_path):
     out = tmp_path / "out"
-    result = subprocess.run([*DEMO, "--hub-offline", "--cache-dir", str(tmp_path / "empty_cache"), "--out", str(out),
-                             "--require-weights"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [*DEMO, "--hub-offline", "--cache-dir", str(tmp_path / "empty_cache"), "--out", str(out), "--require-weights"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -217,8 +222,11 @@ def test_cached_hub_weights_are_used_without_network(tmp_path, monkeypatch):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_no_node_outlives_an_interrupted_demo(tmp_path, tiny_model, signum):
     config, checkpoint = tiny_model
-    demo = subprocess.Popen([*DEMO, "--model", str(config), "--checkpoint", str(checkpoint), "--out", str(tmp_path),
-                             *SMALL], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    demo = subprocess.Popen(
+        [*DEMO, "--model", str(config), "--checkpoint", str(checkpoint), "--out", str(tmp_path), *SMALL],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines, found = [], threading.Event()
 
     def read() -> None:
@@ -255,9 +263,25 @@ def test_a_live_camera_is_segmented_until_the_frame_count(tmp_path, tiny_model):
     probe = Probe(context, "demo_camera")
     camera = probe.publisher(Image, "/demo_test/cam/image_raw")
     out = tmp_path / "out"
-    demo = subprocess.Popen([*DEMO, "--model", str(config), "--checkpoint", str(checkpoint), "--out", str(out),
-                             "--camera", "/demo_test/cam/image_raw", "--frames", "3", *SMALL],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    demo = subprocess.Popen(
+        [
+            *DEMO,
+            "--model",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--camera",
+            "/demo_test/cam/image_raw",
+            "--frames",
+            "3",
+            *SMALL,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         image = np.random.default_rng(2).integers(0, 256, (48, 96, 3), dtype=np.uint8)
         stamp = [0]
@@ -288,8 +312,12 @@ def test_a_node_that_cannot_start_is_one_line_with_its_reason(tmp_path, tiny_mod
     config, _ = tiny_model
     wrong = tmp_path / "wrong.pth"
     torch.save({"meta": {}, "state_dict": {"backbone.foo": torch.zeros(1)}}, wrong)
-    result = subprocess.run([*DEMO, "--model", str(config), "--checkpoint", str(wrong), "--out", str(tmp_path / "o"),
-                             *SMALL], capture_output=True, text=True, timeout=180)  # fmt: skip
+    result = subprocess.run(
+        [*DEMO, "--model", str(config), "--checkpoint", str(wrong), "--out", str(tmp_path / "o"), *SMALL],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if not line.startswith("INFO ")]
     assert len(errors) == 1 and "exited with status 2" in errors[0] and "does not fit the model" in errors[0], errors

@@ -113,18 +113,28 @@ def test_without_rclpy_the_node_cannot_run(without):
 
 @pytest.mark.parametrize(
     "version, env, distro",
-    [("3.3.14", None, "humble"), ("7.1.6", None, "jazzy"), ("9.1.2", None, "kilted"), (None, "Jazzy", "jazzy"),
-     ("12.0.1", None, None), (None, None, None)],
-)  # fmt: skip
+    [
+        ("3.3.14", None, "humble"),
+        ("7.1.6", None, "jazzy"),
+        ("9.1.2", None, "kilted"),
+        (None, "Jazzy", "jazzy"),
+        ("12.0.1", None, None),
+        (None, None, None),
+    ],
+)
 def test_rclpy_versions_map_to_their_distro(version, env, distro):
     assert doctor.rclpy_distro(version, env) == distro
 
 
 @pytest.mark.parametrize(
     "version, env, status, words",
-    [("3.3.14", None, "warn", "Humble: API-checked"), ("7.1.6", None, "ok", "Jazzy"),
-     ("7.1.6", "kilted", "warn", "ROS_DISTRO=kilted"), ("12.0.1", None, "warn", "distro unknown")],
-)  # fmt: skip
+    [
+        ("3.3.14", None, "warn", "Humble: API-checked"),
+        ("7.1.6", None, "ok", "Jazzy"),
+        ("7.1.6", "kilted", "warn", "ROS_DISTRO=kilted"),
+        ("12.0.1", None, "warn", "distro unknown"),
+    ],
+)
 def test_the_rclpy_line_by_distro(monkeypatch, version, env, status, words):
     pytest.importorskip("rclpy")
     monkeypatch.setattr(doctor, "distribution_version", lambda name: version)
@@ -162,8 +172,13 @@ def test_an_rmw_that_rcl_cannot_load_is_reported_as_json_not_an_exit_102(tmp_pat
     if importlib.util.find_spec("rmw_cyclonedds_cpp") is not None:
         pytest.skip("rmw_cyclonedds_cpp is installed here")
     env = {**os.environ, "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
-    result = subprocess.run([sys.executable, "-m", "cityscapes_seg_ros.cli.main", "doctor", "--json", "--no-benchmark"],
-                            capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "cityscapes_seg_ros.cli.main", "doctor", "--json", "--no-benchmark"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     checks = {c["topic"]: c for c in report["checks"]}
@@ -250,8 +265,12 @@ def test_one_probe_raising_does_not_hide_the_others(monkeypatch):
 
 
 def test_a_real_run_on_this_machine_tells_the_truth():
-    result = subprocess.run([sys.executable, "-m", "cityscapes_seg_ros.cli.main", "doctor", "--json"],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "cityscapes_seg_ros.cli.main", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = json.loads(result.stdout)
     checks = {c["topic"]: c for c in report["checks"]}
     try:

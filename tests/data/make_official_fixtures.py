@@ -123,8 +123,10 @@ def segmentation_dir(internimage: Path) -> Path:
     ]
     missing = [path for path in needed if not (folder / path).is_file()]
     if missing:
-        raise SetupError(f"{internimage} is not an InternImage checkout: missing segmentation/{missing[0]}"
-                         + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))  # fmt: skip
+        raise SetupError(
+            f"{internimage} is not an InternImage checkout: missing segmentation/{missing[0]}"
+            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        )
     return folder
 
 
@@ -149,12 +151,41 @@ def install_dcnv3_core() -> None:
     """Answer the compiled ``DCNv3`` extension's forward with the official ``dcnv3_core_pytorch``."""
     module = types.ModuleType("DCNv3")
 
-    def dcnv3_forward(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
-                      dilation_w, group, group_channels, offset_scale, im2col_step):  # fmt: skip
+    def dcnv3_forward(
+        input,
+        offset,
+        mask,
+        kernel_h,
+        kernel_w,
+        stride_h,
+        stride_w,
+        pad_h,
+        pad_w,
+        dilation_h,
+        dilation_w,
+        group,
+        group_channels,
+        offset_scale,
+        im2col_step,
+    ):
         from ops_dcnv3.functions.dcnv3_func import dcnv3_core_pytorch
 
-        return dcnv3_core_pytorch(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                  dilation_h, dilation_w, group, group_channels, offset_scale)  # fmt: skip
+        return dcnv3_core_pytorch(
+            input,
+            offset,
+            mask,
+            kernel_h,
+            kernel_w,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+            dilation_h,
+            dilation_w,
+            group,
+            group_channels,
+            offset_scale,
+        )
 
     def dcnv3_backward(*args: Any) -> None:
         raise RuntimeError("DCNv3 backward is not available here: the fixtures need only the forward pass")
@@ -173,8 +204,10 @@ def import_mm_libraries(verbose: bool = False) -> Tuple[Any, Any]:
     if not mmcv.__version__.startswith("1."):
         raise SetupError(f"mmcv 1.x is needed (mmseg 0.x runs on it), found mmcv {mmcv.__version__}")
     if importlib.util.find_spec("mmcv._ext") is None:
-        log.info("mmcv %s has no compiled ops; a stand-in that raises if called is used (these models call none)",
-                 mmcv.__version__)  # fmt: skip
+        log.info(
+            "mmcv %s has no compiled ops; a stand-in that raises if called is used (these models call none)",
+            mmcv.__version__,
+        )
         sys.modules["mmcv._ext"] = raising_module("mmcv._ext", "this mmcv has no compiled ops")
     try:
         import mmseg
@@ -182,8 +215,10 @@ def import_mm_libraries(verbose: bool = False) -> Tuple[Any, Any]:
     except ImportError as exc:
         raise SetupError(f"mmsegmentation 0.x is needed (pip install 'mmsegmentation<1'): {exc}") from None
     if not mmseg.__version__.startswith("0."):
-        raise SetupError(f"mmsegmentation 0.x is needed (InternImage's segmentation code is written for it), "
-                         f"found {mmseg.__version__}")  # fmt: skip
+        raise SetupError(
+            f"mmsegmentation 0.x is needed (InternImage's segmentation code is written for it), "
+            f"found {mmseg.__version__}"
+        )
     from mmseg.utils import get_root_logger
 
     get_root_logger(log_level=logging.INFO if verbose else logging.WARNING)  # the backbone logs its settings
@@ -262,8 +297,9 @@ def randomize(model: nn.Module, seed: int) -> None:
                 module.running_var.copy_(0.75 + 0.5 * torch.rand(module.running_var.shape, generator=generator))
 
 
-def checkpoint_meta(spec: FixtureSpec, mmseg_version: str, classes: Sequence[str],
-                    palette: Sequence[Sequence[int]]) -> Dict[str, Any]:  # fmt: skip
+def checkpoint_meta(
+    spec: FixtureSpec, mmseg_version: str, classes: Sequence[str], palette: Sequence[Sequence[int]]
+) -> Dict[str, Any]:
     """Shaped like the meta of an mmseg 0.x training checkpoint, numpy scalar of the evaluation hook included."""
     return {
         "mmseg_version": f"{mmseg_version}+random",
@@ -378,13 +414,17 @@ def check(official: Official, data: Path) -> bool:
             try:
                 error = replay_error(official, committed)
             except (RuntimeError, KeyError, TypeError) as exc:  # a checkpoint the official model refuses
-                print(f"{spec.stem}: FAIL the official model refuses the committed checkpoint or config: "
-                      f"{' '.join(str(exc).split())[:300]}")  # fmt: skip
+                print(
+                    f"{spec.stem}: FAIL the official model refuses the committed checkpoint or config: "
+                    f"{' '.join(str(exc).split())[:300]}"
+                )
                 ok = False
             else:
                 passed = error <= MAX_RELATIVE_ERROR
-                print(f"{spec.stem}: {'ok' if passed else 'FAIL'} official output of the committed checkpoint vs "
-                      f"the committed logits: relative error {error:.3e} (limit {MAX_RELATIVE_ERROR:.0e})")  # fmt: skip
+                print(
+                    f"{spec.stem}: {'ok' if passed else 'FAIL'} official output of the committed checkpoint vs "
+                    f"the committed logits: relative error {error:.3e} (limit {MAX_RELATIVE_ERROR:.0e})"
+                )
                 ok &= passed
             problems = structure_differences(made, committed)
             print(
@@ -398,8 +438,10 @@ def check(official: Official, data: Path) -> bool:
                 print(f"{spec.stem}: {'ok' if passed else 'FAIL'} regenerated logits: relative error {regen:.3e}")
                 ok &= passed
             else:
-                print(f"{spec.stem}: note: the committed weights are other random draws than this script's, so "
-                      "regenerated logits are not compared (the replay above audits them)")  # fmt: skip
+                print(
+                    f"{spec.stem}: note: the committed weights are other random draws than this script's, so "
+                    "regenerated logits are not compared (the replay above audits them)"
+                )
     return ok
 
 
@@ -426,9 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write the fixtures (default: beside this script)",
     )
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate into a temporary folder and audit the fixtures in --out against the "
-                        "official code instead of writing; exit 1 if any check fails")  # fmt: skip
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="regenerate into a temporary folder and audit the fixtures in --out against the "
+        "official code instead of writing; exit 1 if any check fails",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 

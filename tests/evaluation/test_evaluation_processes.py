@@ -105,8 +105,23 @@ def test_score_leaves_no_process_behind(tmp_path, monkeypatch, caplog):
     caplog.set_level("DEBUG", logger="cityscapes_seg_ros.evaluation.parallel")
     before = child_processes()
     for workers in ("1", "2", "3"):
-        assert main(["score", "--gt-root", str(tmp_path / "cityscapes"), "--pred-dir", str(tmp_path / "pred"),
-                     "--json", str(tmp_path / f"{workers}.json"), "--workers", workers, "--quiet"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "score",
+                    "--gt-root",
+                    str(tmp_path / "cityscapes"),
+                    "--pred-dir",
+                    str(tmp_path / "pred"),
+                    "--json",
+                    str(tmp_path / f"{workers}.json"),
+                    "--workers",
+                    workers,
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         assert child_processes() - before == set()
     assert "started 2 scoring helper processes" in caplog.text
     assert_same_scores(json.loads((tmp_path / "3.json").read_text()), json.loads((tmp_path / "1.json").read_text()))

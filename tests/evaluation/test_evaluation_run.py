@@ -36,9 +36,24 @@ def cityscapes(tmp_path):
 def run_args(tmp_path, cityscapes, tiny_t_fixture, tiny_t_checkpoint):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({"model": json.loads(json.dumps(tiny_t_fixture["config"]))}))
-    return ["run", "--config", str(config), "--checkpoint", str(tiny_t_checkpoint), "--cityscapes-root",
-            str(cityscapes), "--out", str(tmp_path / "out"), "--img-scale", "128x64", "--device", "cpu",
-            "--workers", "1", "--quiet"]  # fmt: skip
+    return [
+        "run",
+        "--config",
+        str(config),
+        "--checkpoint",
+        str(tiny_t_checkpoint),
+        "--cityscapes-root",
+        str(cityscapes),
+        "--out",
+        str(tmp_path / "out"),
+        "--img-scale",
+        "128x64",
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
 
 
 class Killed(BaseException):
@@ -155,8 +170,16 @@ def test_shards_are_disjoint_and_cover_the_list():
 
 def test_torchrun_with_two_processes_splits_the_work_and_rank_0_scores(tmp_path, run_args):
     env = dict(os.environ, OMP_NUM_THREADS="1", CITYSCAPES_SEG_DCNV3_BUILD="0")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "cityscapes_seg_ros.cli.eval_main"] + run_args  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cityscapes_seg_ros.cli.eval_main",
+    ] + run_args
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rank 0/2: 3 of the 6 images, 0 already predicted" in result.stderr

@@ -46,8 +46,15 @@ def assert_same_scores(ours: dict, reference: dict) -> None:
 
 
 def make_split(tmp_path: Path, seed: int, size=(96, 192), frames_per_city=3):
-    synthetic.write_split(tmp_path / "cityscapes", tmp_path / "pred", frames_per_city=frames_per_city, size=size,
-                          seed=seed, absent_ids=(TRAIN,), predicted_only_ids=(BUS,))  # fmt: skip
+    synthetic.write_split(
+        tmp_path / "cityscapes",
+        tmp_path / "pred",
+        frames_per_city=frames_per_city,
+        size=size,
+        seed=seed,
+        absent_ids=(TRAIN,),
+        predicted_only_ids=(BUS,),
+    )
     gt_files = find_ground_truth(tmp_path / "cityscapes", "val")
     return gt_files, match_predictions(gt_files, tmp_path / "pred")
 
@@ -159,8 +166,9 @@ def test_palette_and_1_bit_predictions_are_read_like_the_official_tool(tmp_path)
         image.save(pair.prediction)
     Image.fromarray(np.random.default_rng(1).random((96, 192)) < 0.5).save(pairs[1].prediction)  # 1-bit: ids 0, 1
     assert Image.open(pairs[0].prediction).mode == "P" and Image.open(pairs[1].prediction).mode == "1"
-    assert_same_scores(score_files(pairs, workers=1, progress=False),
-                       official_scores([p.prediction for p in pairs], gt_files))  # fmt: skip
+    assert_same_scores(
+        score_files(pairs, workers=1, progress=False), official_scores([p.prediction for p in pairs], gt_files)
+    )
 
 
 def test_bad_predictions_are_rejected_clearly():
@@ -180,8 +188,21 @@ def test_bad_predictions_are_rejected_clearly():
 def test_score_command_writes_the_official_numbers_as_json(tmp_path, capsys):
     gt_files, pairs = make_split(tmp_path, seed=8)
     out = tmp_path / "scores.json"
-    code = main(["score", "--gt-root", str(tmp_path / "cityscapes"), "--pred-dir", str(tmp_path / "pred"),
-                 "--json", str(out), "--workers", "2", "--report-dir", str(tmp_path / "report")])  # fmt: skip
+    code = main(
+        [
+            "score",
+            "--gt-root",
+            str(tmp_path / "cityscapes"),
+            "--pred-dir",
+            str(tmp_path / "pred"),
+            "--json",
+            str(out),
+            "--workers",
+            "2",
+            "--report-dir",
+            str(tmp_path / "report"),
+        ]
+    )
     assert code == 0
     for name in ("report.md", "iou_per_class.png", "confusion_matrix.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0

@@ -47,8 +47,25 @@ def predicted(tmp_path, tiny_t_fixture):
     write_split(root, tmp_path / "unused", size=(64, 128), seed=21, with_images=True)
     config, checkpoint = tiny_model_files(tiny_t_fixture, tmp_path)  # predicts many classes
     out = tmp_path / "predicted"
-    assert seg_main(["predict", "--config", str(config), "--checkpoint", str(checkpoint), "--img-scale", "128x64",
-                     "--device", "cpu", str(root / "leftImg8bit" / "val"), "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        seg_main(
+            [
+                "predict",
+                "--config",
+                str(config),
+                "--checkpoint",
+                str(checkpoint),
+                "--img-scale",
+                "128x64",
+                "--device",
+                "cpu",
+                str(root / "leftImg8bit" / "val"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return root, out
 
 

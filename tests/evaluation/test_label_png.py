@@ -47,8 +47,9 @@ def filter_rows(rows: np.ndarray, filters: list, unit: int) -> bytes:
         elif kind == 4:
             estimate = left + up - up_left
             to_left, to_up, to_up_left = abs(estimate - left), abs(estimate - up), abs(estimate - up_left)
-            predicted = np.where((to_left <= to_up) & (to_left <= to_up_left), left,
-                                 np.where(to_up <= to_up_left, up, up_left))  # fmt: skip
+            predicted = np.where(
+                (to_left <= to_up) & (to_left <= to_up_left), left, np.where(to_up <= to_up_left, up, up_left)
+            )
         else:  # an invalid type, to test the decoder's refusal
             predicted = np.zeros_like(left)
         out.append(bytes([kind]) + ((raw[y] - predicted) % 256).astype(np.uint8).tobytes())

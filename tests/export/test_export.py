@@ -140,8 +140,26 @@ def test_cli_argmax_batch_of_two_normalising_in_graph_is_the_official_decision(t
     config.write_text(yaml.safe_dump({"model": json.loads(json.dumps(fixture["config"]))}))
     torch.save(fixture["checkpoint"], checkpoint)
     out = tmp_path / "tiny.onnx"
-    code = main(["export", "--model", str(config), "--checkpoint", str(checkpoint), "--size", "64x128", "--batch",
-                 "2", "--output", "argmax", "--normalize-in-graph", "--out", str(out), "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--model",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            "--size",
+            "64x128",
+            "--batch",
+            "2",
+            "--output",
+            "argmax",
+            "--normalize-in-graph",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
     sidecar = read_sidecar(tmp_path / "tiny.yaml")
@@ -182,8 +200,7 @@ def test_our_op_export_has_one_dcnv3_node_per_block_and_runs_through_our_cpu_op(
 
 @pytest.mark.parametrize("output", ["logits", "argmax"])
 def test_fp16_export_agrees_with_the_fp16_model(tiny_segformer, tmp_path, output):
-    settings, files, proto = export_and_check(tiny_segformer, tmp_path, height=64, width=128, output=output,
-                                              fp16=True)  # fmt: skip
+    settings, files, proto = export_and_check(tiny_segformer, tmp_path, height=64, width=128, output=output, fp16=True)
     weights = Counter(onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer)
     assert weights[np.dtype(np.float16)] > weights[np.dtype(np.float32)]
     check = compare_with_pytorch(tiny_segformer, files.onnx, settings, seed=11)
@@ -214,8 +231,10 @@ def test_sidecar_describes_the_file_from_the_package_tables(tiny_t, tmp_path):
     sidecar = read_sidecar(files.sidecar)
     assert files.sidecar == tmp_path / "model.yaml" and sidecar["onnx"] == "model.onnx"
     shapes = io_shapes(proto)
-    assert shapes == {sidecar["input"]["name"]: sidecar["input"]["shape"],
-                      sidecar["output"]["name"]: sidecar["output"]["shape"]}  # fmt: skip
+    assert shapes == {
+        sidecar["input"]["name"]: sidecar["input"]["shape"],
+        sidecar["output"]["name"]: sidecar["output"]["shape"],
+    }
     assert sidecar["input"]["shape"] == [3, 3, 64, 128] and sidecar["output"]["shape"] == [3, 64, 128]
     assert sidecar["output"]["kind"] == "argmax" and sidecar["output"]["dtype"] == "int32"
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT32

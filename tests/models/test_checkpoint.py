@@ -57,8 +57,9 @@ def test_unexpected_and_misshaped_keys_are_named_together(tmp_path, tiny_t_fixtu
 def test_checkpoint_of_another_model_lists_the_differences(tmp_path):
     t_like = {"backbone.levels.0.norm.0.weight": torch.zeros(64)}
     with pytest.raises(CheckpointError) as info:
-        build_segmentor("upernet_internimage_s_512x1024_160k_cityscapes",
-                        checkpoint=save_state_dict(tmp_path, t_like), device="cpu")  # fmt: skip
+        build_segmentor(
+            "upernet_internimage_s_512x1024_160k_cityscapes", checkpoint=save_state_dict(tmp_path, t_like), device="cpu"
+        )
     text = str(info.value)
     assert "unexpected keys (1): backbone.levels.0.norm.0.weight" in text
     assert "missing keys (" in text and "backbone.patch_embed.conv1.weight" in text
@@ -141,10 +142,13 @@ def test_hub_checkpoint_found_in_cache_offline(tmp_path, tiny_t_checkpoint, tiny
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cache = tmp_path / "hf"
     fill_hf_cache(cache, "someone/tiny", "tiny_t.pth", tiny_t_checkpoint)
-    model = build_segmentor(tiny_t_fixture["config"], checkpoint="hf://someone/tiny/tiny_t.pth",
-                            device="cpu", cache_dir=cache, offline=True)  # fmt: skip
-    assert torch.equal(model.state_dict()["decode_head.conv_seg.bias"],
-                       tiny_t_fixture["checkpoint"]["state_dict"]["decode_head.conv_seg.bias"])  # fmt: skip
+    model = build_segmentor(
+        tiny_t_fixture["config"], checkpoint="hf://someone/tiny/tiny_t.pth", device="cpu", cache_dir=cache, offline=True
+    )
+    assert torch.equal(
+        model.state_dict()["decode_head.conv_seg.bias"],
+        tiny_t_fixture["checkpoint"]["state_dict"]["decode_head.conv_seg.bias"],
+    )
 
 
 def test_hub_default_location_and_revision_in_cache(tmp_path, tiny_t_checkpoint):
@@ -158,8 +162,9 @@ def test_hub_default_location_and_revision_in_cache(tmp_path, tiny_t_checkpoint)
 
 def test_hub_offline_and_not_cached_says_so(tmp_path):
     with pytest.raises(CheckpointError, match="not in the Hugging Face cache") as info:
-        build_segmentor("upernet_internimage_t_512x1024_160k_cityscapes", checkpoint="hub",
-                        cache_dir=tmp_path, offline=True)  # fmt: skip
+        build_segmentor(
+            "upernet_internimage_t_512x1024_160k_cityscapes", checkpoint="hub", cache_dir=tmp_path, offline=True
+        )
     assert "upernet_internimage_t_512x1024_160k_cityscapes.pth" in str(info.value)
 
 

@@ -53,8 +53,11 @@ def test_without_mmcv_the_script_says_what_to_install(tmp_path, script):
     for spec in script.SPECS:  # the files the script looks for, empty: it stops before reading them
         (checkout / "segmentation/configs" / spec.config).parent.mkdir(parents=True, exist_ok=True)
         (checkout / "segmentation/configs" / spec.config).touch()
-    for path in ("mmseg_custom/models/backbones/intern_image.py", "ops_dcnv3/functions/dcnv3_func.py",
-                 "ops_dcnv3/modules/dcnv3.py"):  # fmt: skip
+    for path in (
+        "mmseg_custom/models/backbones/intern_image.py",
+        "ops_dcnv3/functions/dcnv3_func.py",
+        "ops_dcnv3/modules/dcnv3.py",
+    ):
         (checkout / "segmentation" / path).parent.mkdir(parents=True, exist_ok=True)
         (checkout / "segmentation" / path).touch()
     result = run_script("--internimage", str(checkout), "--check")
@@ -127,8 +130,12 @@ def official_libraries_missing():
     "project dependencies)",
 )
 def test_check_audits_the_committed_fixtures_against_the_official_code():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--internimage", os.environ["INTERNIMAGE_DIR"],
-                             "--check"], capture_output=True, text=True, timeout=1200)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--internimage", os.environ["INTERNIMAGE_DIR"], "--check"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for stem in FIXTURES:
         assert f"{stem}: ok official output of the committed checkpoint" in result.stdout

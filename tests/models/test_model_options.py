@@ -19,11 +19,39 @@ pytestmark = pytest.mark.ros  # run again on every tested ROS 2 distro (.ci/run)
 
 PACKAGE = Path(model_options.__file__).parents[1]  # the whole package, not only segmenter/
 T = "upernet_internimage_t_512x1024_160k_cityscapes"
-MODEL_ARGS = ["--model", T, "--checkpoint", "/some/file.pth", "--revision", "v1", "--hub-offline", "--device", "CPU",
-              "--precision", "bf16", "--mode", "slide", "--tta", "ms-flip", "--img-scale", "1024x512",
-              "--dcnv3-backend", "torch"]  # fmt: skip
-EXPECTED = ModelOptions(model=T, checkpoint="/some/file.pth", revision="v1", hub_offline=True, device="cpu",
-                        precision="bf16", mode="slide", tta="ms-flip", img_scale=(1024, 512), dcnv3_backend="torch")  # fmt: skip
+MODEL_ARGS = [
+    "--model",
+    T,
+    "--checkpoint",
+    "/some/file.pth",
+    "--revision",
+    "v1",
+    "--hub-offline",
+    "--device",
+    "CPU",
+    "--precision",
+    "bf16",
+    "--mode",
+    "slide",
+    "--tta",
+    "ms-flip",
+    "--img-scale",
+    "1024x512",
+    "--dcnv3-backend",
+    "torch",
+]
+EXPECTED = ModelOptions(
+    model=T,
+    checkpoint="/some/file.pth",
+    revision="v1",
+    hub_offline=True,
+    device="cpu",
+    precision="bf16",
+    mode="slide",
+    tta="ms-flip",
+    img_scale=(1024, 512),
+    dcnv3_backend="torch",
+)
 
 
 def parsed(parser: argparse.ArgumentParser, argv):
@@ -55,8 +83,9 @@ def test_node_parameters_choices_come_from_the_same_definitions():
     values = {name: spec.default for name, spec in SPECS.items()}
     values.update(checkpoint="none", device="cpu", precision="bf16", inference_size=[1024, 512], hub_offline=True)
     options = NodeSettings.from_values(values).model_options()
-    assert options == ModelOptions(checkpoint="none", device="cpu", precision="bf16", img_scale=(1024, 512),
-                                   hub_offline=True)  # fmt: skip
+    assert options == ModelOptions(
+        checkpoint="none", device="cpu", precision="bf16", img_scale=(1024, 512), hub_offline=True
+    )
     # And back: the node parameters the bag evaluator passes for these options parse to the same values.
     for parameter in options.node_parameters():
         name, value = parameter.split(":=")
@@ -199,9 +228,11 @@ def test_no_import_cycles_between_modules():
 
 
 def test_evaluator_command_line_imports_no_torch():
-    code = ("import sys; from cityscapes_seg_ros.cli import eval_main; "
-            "eval_main.build_parser().parse_args(['score', '--gt-root', 'g', '--pred-dir', 'p', '--json', 'j']); "
-            "print('torch' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys; from cityscapes_seg_ros.cli import eval_main; "
+        "eval_main.build_parser().parse_args(['score', '--gt-root', 'g', '--pred-dir', 'p', '--json', 'j']); "
+        "print('torch' in sys.modules)"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"

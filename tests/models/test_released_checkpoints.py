@@ -14,10 +14,16 @@ def spec_for_fixture(config: dict) -> dict:
     bb, head = config["backbone"], config["decode_head"]
     aux = config.get("auxiliary_head")
     return released_shapes(
-        bb["channels"], bb["depths"], bb["groups"], bb["post_norm"],
-        "upernet" if head["type"] == "UPerHead" else "segformer", head["channels"],
-        aux["channels"] if aux else None, head["num_classes"], head["in_channels"],
-    )  # fmt: skip
+        bb["channels"],
+        bb["depths"],
+        bb["groups"],
+        bb["post_norm"],
+        "upernet" if head["type"] == "UPerHead" else "segformer",
+        head["channels"],
+        aux["channels"] if aux else None,
+        head["num_classes"],
+        head["in_channels"],
+    )
 
 
 @pytest.mark.parametrize("name", FIXTURES)

@@ -21,8 +21,9 @@ def image_msg(pixels: np.ndarray, encoding: str, padding: int = 0, big_endian: b
     step = rows.shape[1] + padding
     data = np.zeros((height, step), np.uint8)
     data[:, : rows.shape[1]] = rows
-    return SimpleNamespace(height=height, width=width, encoding=encoding, step=step, is_bigendian=int(big_endian),
-                           data=data.tobytes())  # fmt: skip
+    return SimpleNamespace(
+        height=height, width=width, encoding=encoding, step=step, is_bigendian=int(big_endian), data=data.tobytes()
+    )
 
 
 @pytest.mark.parametrize("padding", [0, 3])

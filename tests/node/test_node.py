@@ -80,10 +80,19 @@ def all_outputs_arrived(probe, topics):
 
 
 def test_outputs_have_the_input_size_encodings_and_header(start_node, tiny_19_class_model):
-    node, probe = start_node(outputs=["labels", "color", "overlay", "confidence", "statistics", "camera_info"],
-                             confidence_encoding="32FC1", overlay_alpha=0.4)  # fmt: skip
-    kinds = {"labels": Image, "color": Image, "overlay": Image, "confidence": Image,
-             "statistics": ClassStatistics, "camera_info": CameraInfo}  # fmt: skip
+    node, probe = start_node(
+        outputs=["labels", "color", "overlay", "confidence", "statistics", "camera_info"],
+        confidence_encoding="32FC1",
+        overlay_alpha=0.4,
+    )
+    kinds = {
+        "labels": Image,
+        "color": Image,
+        "overlay": Image,
+        "confidence": Image,
+        "statistics": ClassStatistics,
+        "camera_info": CameraInfo,
+    }
     for kind, msg_type in kinds.items():
         probe.listen(msg_type, f"{SEG}/{kind}")
     images = probe.publisher(Image, "/cam/front/image_raw")
@@ -101,7 +110,11 @@ def test_outputs_have_the_input_size_encodings_and_header(start_node, tiny_19_cl
     for kind, msg in got.items():
         assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == ("front_optical", 7, 123), kind
     assert [(got[k].encoding, got[k].height, got[k].width) for k in ("labels", "color", "overlay", "confidence")] == [
-        ("mono8", 48, 64), ("rgb8", 48, 64), ("rgb8", 48, 64), ("32FC1", 48, 64)]  # fmt: skip
+        ("mono8", 48, 64),
+        ("rgb8", 48, 64),
+        ("rgb8", 48, 64),
+        ("32FC1", 48, 64),
+    ]
     labels = np.frombuffer(got["labels"].data, np.uint8).reshape(48, 64)
     expected = DevicePredictor(tiny_19_class_model, img_scale=(64, 32)).predict(IMAGE)
     np.testing.assert_array_equal(labels, expected.train_ids)  # the node segments as the offline API does
@@ -216,8 +229,10 @@ def test_runtime_parameter_changes_are_checked_and_applied(start_node):
     probe.listen(ClassStatistics, f"{SEG}/statistics")
     probe.listen(Image, f"{SEG}/labels")
     images = probe.publisher(Image, "/cam/front/image_raw")
-    assert probe.wait_for(lambda: probe.messages(f"{SEG}/statistics") and probe.messages(f"{SEG}/labels"),
-                          publish=lambda: images.publish(bgr_msg(IMAGE)))  # fmt: skip
+    assert probe.wait_for(
+        lambda: probe.messages(f"{SEG}/statistics") and probe.messages(f"{SEG}/labels"),
+        publish=lambda: images.publish(bgr_msg(IMAGE)),
+    )
     stats = probe.messages(f"{SEG}/statistics")[-1]
     assert [c.name for c in stats.classes] == ["road", "car"]
     labels = np.frombuffer(probe.messages(f"{SEG}/labels")[-1].data, np.uint8)
@@ -256,8 +271,10 @@ def test_valid_frames_of_extreme_shapes_are_segmented_not_failed(start_node, hei
     probe.listen(Image, f"{SEG}/overlay")
     images = probe.publisher(Image, "/cam/front/image_raw")
     frame = bgr_msg(np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8))
-    assert probe.wait_for(lambda: probe.messages(f"{SEG}/labels") and probe.messages(f"{SEG}/overlay"),
-                          publish=lambda: images.publish(frame)), node.cameras[0].counters  # fmt: skip
+    assert probe.wait_for(
+        lambda: probe.messages(f"{SEG}/labels") and probe.messages(f"{SEG}/overlay"),
+        publish=lambda: images.publish(frame),
+    ), node.cameras[0].counters
     labels = probe.messages(f"{SEG}/labels")[-1]
     assert (labels.height, labels.width) == (height, width)
     counters = node.cameras[0].counters
@@ -402,8 +419,9 @@ def test_no_inference_while_nobody_subscribes_then_a_statistics_subscriber_gets_
         node, probe = start_node(model=counting.model, outputs=["labels", "statistics"], skip_unsubscribed=True)
         images = probe.publisher(Image, "/cam/front/image_raw")
         counters = node.cameras[0].counters
-        assert probe.wait_for(lambda: counters.skipped_unsubscribed >= 5, publish=lambda: images.publish(bgr_msg(IMAGE)),
-                              every=0.1)  # fmt: skip
+        assert probe.wait_for(
+            lambda: counters.skipped_unsubscribed >= 5, publish=lambda: images.publish(bgr_msg(IMAGE)), every=0.1
+        )
         assert counting.calls == 0 and counters.processed == 0 and counters.received >= 5
 
         probe.listen(ClassStatistics, f"{SEG}/statistics")  # statistics alone make the camera worth segmenting
@@ -457,8 +475,14 @@ def test_frames_waiting_on_two_cameras_share_one_forward_and_keep_their_own_head
     front_image, rear_image = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
     topics = {"front": "/cam/front/image_raw", "rear": "/cam/rear/image_raw"}
     with GatedModel(tiny_19_class_model) as gated:
-        node, probe = start_node(model=gated.model, image_topics=list(topics.values()), max_batch_size=4, skip_unsubscribed=False,
-                                 outputs=["labels", "confidence"], confidence_encoding="32FC1")  # fmt: skip
+        node, probe = start_node(
+            model=gated.model,
+            image_topics=list(topics.values()),
+            max_batch_size=4,
+            skip_unsubscribed=False,
+            outputs=["labels", "confidence"],
+            confidence_encoding="32FC1",
+        )
         for camera in topics:
             probe.listen(Image, f"/cam/{camera}/segmentation/labels")
             probe.listen(Image, f"/cam/{camera}/segmentation/confidence")
@@ -485,18 +509,27 @@ def test_frames_waiting_on_two_cameras_share_one_forward_and_keep_their_own_head
     assert gated.batch_sizes[:2] == [1, 2], gated.batch_sizes  # the two waiting frames: one forward
     single = DevicePredictor(tiny_19_class_model, img_scale=(64, 32))
     for camera, image in (("front", front_image), ("rear", rear_image)):
-        labels, confidence = (next(m for m in probe.messages(f"/cam/{camera}/segmentation/{kind}") if m.header.stamp.sec == 2)
-                              for kind in ("labels", "confidence"))  # fmt: skip
+        labels, confidence = (
+            next(m for m in probe.messages(f"/cam/{camera}/segmentation/{kind}") if m.header.stamp.sec == 2)
+            for kind in ("labels", "confidence")
+        )
         for msg in (labels, confidence):
-            assert (msg.header.frame_id, msg.header.stamp.nanosec) == (newer[camera].header.frame_id,
-                                                                       newer[camera].header.stamp.nanosec)  # fmt: skip
+            assert (msg.header.frame_id, msg.header.stamp.nanosec) == (
+                newer[camera].header.frame_id,
+                newer[camera].header.stamp.nanosec,
+            )
         expected = single.predict(image)  # the frame segmented alone
         np.testing.assert_array_equal(np.frombuffer(labels.data, np.uint8).reshape(48, 64), expected.train_ids)
-        np.testing.assert_allclose(np.frombuffer(confidence.data, np.float32).reshape(48, 64), expected.confidence,
-                                   rtol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            np.frombuffer(confidence.data, np.float32).reshape(48, 64), expected.confidence, rtol=1e-5
+        )
     assert {camera.batch_sizes.largest() for camera in node.cameras} == {2}
-    assert probe.wait_for(lambda: any(len(m.status) == 2 and {_values_of(s)["batch_size_max"] for s in m.status} == {"2"}
-                                      for m in probe.messages("/diagnostics")))  # fmt: skip
+    assert probe.wait_for(
+        lambda: any(
+            len(m.status) == 2 and {_values_of(s)["batch_size_max"] for s in m.status} == {"2"}
+            for m in probe.messages("/diagnostics")
+        )
+    )
 
 
 def _values_of(status: DiagnosticStatus) -> dict:

@@ -175,11 +175,32 @@ def test_the_node_gpu_bench_dry_runs_on_the_cpu_and_writes_its_json(tiny_model_f
     bench = Path(__file__).resolve().parents[2] / "benchmarks" / "node_gpu_bench.py"
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, str(bench), "--device", "cpu", "--size", "32x64", "--model", str(config),
-         "--checkpoint", str(checkpoint), "--dcnv3-backend", "torch", "--cameras", "2", "--runs", "1", "--warmup", "0",
-         "--json", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(bench),
+            "--device",
+            "cpu",
+            "--size",
+            "32x64",
+            "--model",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            "--dcnv3-backend",
+            "torch",
+            "--cameras",
+            "2",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "| CUDA graphs | batch | ms per frame |" in result.stdout
     record = json.loads(out.read_text())

@@ -51,8 +51,12 @@ def lifecycle_node(tiny_model):
         loads.append(DevicePredictor(tiny_model, img_scale=tuple(settings.inference_size)))
         return loads[-1]
 
-    overrides = [Parameter("image_topics", value=[INPUT]), Parameter("inference_size", value=[64, 32]),
-                 Parameter("outputs", value=["labels"]), Parameter("dcnv3_backend", value="torch")]  # fmt: skip
+    overrides = [
+        Parameter("image_topics", value=[INPUT]),
+        Parameter("inference_size", value=[64, 32]),
+        Parameter("outputs", value=["labels"]),
+        Parameter("dcnv3_backend", value="torch"),
+    ]
     node = SegmentationLifecycleNode(load=load, context=context, parameter_overrides=overrides)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -124,8 +128,11 @@ def test_shutdown_from_unconfigured_and_inactive(lifecycle_node, reached):
 def test_a_configure_that_fails_says_why_and_leaves_the_node_unconfigured(tiny_model_files, capfd):
     config, _ = tiny_model_files
     context = make_context()
-    overrides = [Parameter("model", value=str(config)), Parameter("checkpoint", value="/nonexistent/model.pth"),
-                 Parameter("dcnv3_backend", value="torch")]  # fmt: skip
+    overrides = [
+        Parameter("model", value=str(config)),
+        Parameter("checkpoint", value="/nonexistent/model.pth"),
+        Parameter("dcnv3_backend", value="torch"),
+    ]
     node = SegmentationLifecycleNode(context=context, parameter_overrides=overrides)  # the parameters' model
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
@@ -144,10 +151,29 @@ def test_the_lifecycle_entry_point_serves_once_configured_and_activated(tiny_mod
     config, checkpoint = tiny_model_files
     name = f"lifecycle_test_{os.getpid()}"  # names of its own: other processes may share the DDS domain
     image_topic, labels_topic = f"/{name}/image_raw", f"/{name}/segmentation/labels"
-    command = [sys.executable, "-m", "cityscapes_seg_ros.node", "--lifecycle", "--ros-args",
-               "--params-file", str(ROOT / "config" / "cityscapes_seg.yaml"), "-p", f"model:={config}",
-               "-p", f"checkpoint:={checkpoint}", "-p", "dcnv3_backend:=torch", "-p", "inference_size:=[64, 32]",
-               "-p", f"image_topics:=[{image_topic}]", "-p", "outputs:=[labels]", "-r", f"__node:={name}"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cityscapes_seg_ros.node",
+        "--lifecycle",
+        "--ros-args",
+        "--params-file",
+        str(ROOT / "config" / "cityscapes_seg.yaml"),
+        "-p",
+        f"model:={config}",
+        "-p",
+        f"checkpoint:={checkpoint}",
+        "-p",
+        "dcnv3_backend:=torch",
+        "-p",
+        "inference_size:=[64, 32]",
+        "-p",
+        f"image_topics:=[{image_topic}]",
+        "-p",
+        "outputs:=[labels]",
+        "-r",
+        f"__node:={name}",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     context = make_context()
     probe = Probe(context, "lifecycle_process_probe")
@@ -175,8 +201,10 @@ def test_the_lifecycle_entry_point_serves_once_configured_and_activated(tiny_mod
 
         assert state() == "unconfigured"
         assert not probe.wait_for(lambda: probe.messages(labels_topic), timeout=1.0, publish=publish)
-        for transition, reached in ((Transition.TRANSITION_CONFIGURE, "inactive"),
-                                    (Transition.TRANSITION_ACTIVATE, "active")):  # fmt: skip
+        for transition, reached in (
+            (Transition.TRANSITION_CONFIGURE, "inactive"),
+            (Transition.TRANSITION_ACTIVATE, "active"),
+        ):
             call(change_state, ChangeState.Request(transition=Transition(id=transition)))
             assert state() == reached
         assert probe.wait_for(lambda: probe.messages(labels_topic), timeout=60, publish=publish), "no labels"
@@ -193,7 +221,8 @@ def test_the_lifecycle_entry_point_serves_once_configured_and_activated(tiny_mod
 
 
 def test_an_unknown_argument_is_one_clear_line():
-    done = subprocess.run([sys.executable, "-m", "cityscapes_seg_ros.node", "--lifecycel"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "cityscapes_seg_ros.node", "--lifecycel"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "unknown argument(s) --lifecycel" in done.stderr
     assert "Traceback" not in done.stderr

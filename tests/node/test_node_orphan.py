@@ -70,8 +70,13 @@ def kill_and_reap(pid: int) -> None:
 @pytest.mark.parametrize("when", ["serving", "starting"])
 def test_kill_9_of_the_process_that_started_the_node_stops_the_node(tmp_path, tiny_model_files, when):
     config, checkpoint = tiny_model_files
-    parameters = [f"model:={config}", f"checkpoint:={checkpoint}", "dcnv3_backend:=torch",
-                  "inference_size:=[64, 32]", "image_topics:=[/orphan_test/image_raw]"]  # fmt: skip
+    parameters = [
+        f"model:={config}",
+        f"checkpoint:={checkpoint}",
+        "dcnv3_backend:=torch",
+        "inference_size:=[64, 32]",
+        "image_topics:=[/orphan_test/image_raw]",
+    ]
     harness, node_pid, log_path = start_harness(tmp_path, parameters)
     try:
         if when == "serving":

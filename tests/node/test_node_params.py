@@ -51,8 +51,9 @@ def test_good_values_pass_and_settings_collect_every_problem():
         ParameterError, match=r"mode: 'tiles' is not one of whole, slide; overlay_alpha: -1.0 is outside"
     ):
         NodeSettings.from_values(values)
-    assert NodeSettings.from_values({**values, "mode": "slide", "overlay_alpha": 0.3,
-                                     "classes": ["car", "road"]}).class_subset == (0, 13)  # fmt: skip
+    assert NodeSettings.from_values(
+        {**values, "mode": "slide", "overlay_alpha": 0.3, "classes": ["car", "road"]}
+    ).class_subset == (0, 13)
 
 
 def test_model_and_input_parameters_are_read_only_at_runtime():

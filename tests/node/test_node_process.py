@@ -67,14 +67,31 @@ def test_two_cameras_with_params_file_overrides_and_remaps(probe, tiny_model_fil
     params_file.write_text(yaml.safe_dump(params))
     node = start(
         CONSOLE_SCRIPT,
-        "-p", f"model:={config}", "-p", f"checkpoint:={checkpoint}", "-p", "inference_size:=[64, 32]",
-        "-p", "image_topics:=[front/image_raw, rear/image_raw]",
-        "-p", "outputs:=[labels, color, overlay, confidence, statistics, camera_info]",
-        "-r", "__ns:=/car", "-r", "/car/rear/image_raw:=/car/rear/image_rect", params_file=params_file,
-    )  # fmt: skip
+        "-p",
+        f"model:={config}",
+        "-p",
+        f"checkpoint:={checkpoint}",
+        "-p",
+        "inference_size:=[64, 32]",
+        "-p",
+        "image_topics:=[front/image_raw, rear/image_raw]",
+        "-p",
+        "outputs:=[labels, color, overlay, confidence, statistics, camera_info]",
+        "-r",
+        "__ns:=/car",
+        "-r",
+        "/car/rear/image_raw:=/car/rear/image_rect",
+        params_file=params_file,
+    )
     try:
-        outputs = {"labels": Image, "color": Image, "overlay": Image, "confidence": Image,
-                   "statistics": ClassStatistics, "camera_info": CameraInfo}  # fmt: skip
+        outputs = {
+            "labels": Image,
+            "color": Image,
+            "overlay": Image,
+            "confidence": Image,
+            "statistics": ClassStatistics,
+            "camera_info": CameraInfo,
+        }
         for camera in ("front", "rear"):
             for kind, msg_type in outputs.items():
                 probe.listen(msg_type, f"/car/{camera}/segmentation/{kind}")
@@ -123,14 +140,29 @@ def test_a_2048x1024_frame_reaches_a_node_in_another_process_with_the_default_qo
     config.get("auxiliary_head", {}).update(num_classes=19)
     config_file = tmp_path / "tiny19.yaml"
     config_file.write_text(yaml.safe_dump({"model": json.loads(json.dumps(config))}))
-    node = start(NODE, "-p", f"model:={config_file}", "-p", "checkpoint:=none", "-p", "inference_size:=[64, 32]",
-                 "-p", "image_topics:=[/cam/front/image_raw]", "-p", "outputs:=[labels]")  # fmt: skip
+    node = start(
+        NODE,
+        "-p",
+        f"model:={config_file}",
+        "-p",
+        "checkpoint:=none",
+        "-p",
+        "inference_size:=[64, 32]",
+        "-p",
+        "image_topics:=[/cam/front/image_raw]",
+        "-p",
+        "outputs:=[labels]",
+    )
     try:
         probe.listen(Image, "/cam/front/segmentation/labels")
         images = probe.publisher(Image, "/cam/front/image_raw")
         frame = bgr_msg(np.zeros((1024, 2048, 3), np.uint8), "front", 3)
-        assert probe.wait_for(lambda: probe.messages("/cam/front/segmentation/labels"), timeout=90,
-                              publish=lambda: images.publish(frame), every=2.0), node.poll()  # fmt: skip
+        assert probe.wait_for(
+            lambda: probe.messages("/cam/front/segmentation/labels"),
+            timeout=90,
+            publish=lambda: images.publish(frame),
+            every=2.0,
+        ), node.poll()
         labels = probe.messages("/cam/front/segmentation/labels")[-1]
         assert (labels.width, labels.height, len(labels.data)) == (2048, 1024, 2048 * 1024)
     finally:
@@ -147,8 +179,12 @@ def test_a_2048x1024_frame_reaches_a_node_in_another_process_with_the_default_qo
     ],
 )
 def test_start_up_errors_give_one_clear_line_and_a_non_zero_exit(overrides, words, tmp_path):
-    result = subprocess.run([*NODE, "--ros-args", "--params-file", str(PARAMS_FILE), *overrides],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [*NODE, "--ros-args", "--params-file", str(PARAMS_FILE), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr
     assert len([line for line in result.stderr.splitlines() if "[FATAL]" in line]) == 1
@@ -162,6 +198,10 @@ def test_a_checkpoint_of_another_model_is_refused_at_start_up(tmp_path, tiny_mod
     wrong = tmp_path / "wrong.pth"
     torch.save({"meta": {}, "state_dict": {"backbone.foo": torch.zeros(1)}}, wrong)
     config, _ = tiny_model_files
-    result = subprocess.run([*NODE, "--ros-args", "-p", f"model:={config}", "-p", f"checkpoint:={wrong}"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [*NODE, "--ros-args", "-p", f"model:={config}", "-p", f"checkpoint:={wrong}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "does not fit the model" in result.stderr and "Traceback" not in result.stderr

@@ -54,8 +54,14 @@ class Guards(ast.NodeVisitor):
             self.visit(part)
 
     def visit_If(self, node):
-        names = [c.args[1].value for c in ast.walk(node.test) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "hasattr"
-                 and len(c.args) == 2 and isinstance(c.args[1], ast.Constant)]  # fmt: skip
+        names = [
+            c.args[1].value
+            for c in ast.walk(node.test)
+            if isinstance(c, ast.Call)
+            and getattr(c.func, "id", "") == "hasattr"
+            and len(c.args) == 2
+            and isinstance(c.args[1], ast.Constant)
+        ]
         self._guarded_names += names
         for statement in node.body:
             self.visit(statement)
@@ -104,9 +110,12 @@ def test_the_humble_name_list_is_the_humble_release():
 
 
 def test_every_rclpy_import_exists_on_humble_or_has_a_fallback():
-    missing = [f"{path}:{line}: from {module} import {name}"
-               for path, guards in scanned() for module, name, line, guarded in guards.imports
-               if not guarded and not humble_has(module, name)]  # fmt: skip
+    missing = [
+        f"{path}:{line}: from {module} import {name}"
+        for path, guards in scanned()
+        for module, name, line, guarded in guards.imports
+        if not guarded and not humble_has(module, name)
+    ]
     assert not missing
 
 
@@ -123,9 +132,12 @@ def test_every_member_of_rclpy_objects_used_exists_on_humble_or_is_tested_for():
             if not member.startswith("_"):
                 newer.setdefault(member, []).append(class_name)
     assert rclpy and "add_post_set_parameters_callback" in newer  # the check can see a difference
-    used = [f"{path}:{line}: .{attr} ({', '.join(newer[attr])} has it only after Humble)"
-            for path, guards in scanned() for attr, line, guarded in guards.attributes
-            if attr in newer and not guarded]  # fmt: skip
+    used = [
+        f"{path}:{line}: .{attr} ({', '.join(newer[attr])} has it only after Humble)"
+        for path, guards in scanned()
+        for attr, line, guarded in guards.attributes
+        if attr in newer and not guarded
+    ]
     assert not used
 
 

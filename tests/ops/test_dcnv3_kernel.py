@@ -212,8 +212,11 @@ def test_cpu_gradcheck_fp64(cpu_op):
     gen = torch.Generator().manual_seed(6)
     inp = torch.randn(2, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
     # offsets away from integer positions (the bilinear kink) so finite differences are valid
-    off = (torch.randint(-3, 3, (2, 4, 5, 2 * 9 * 2), generator=gen) + 0.3
-           + 0.4 * torch.rand(2, 4, 5, 36, generator=gen)).double().requires_grad_()  # fmt: skip
+    off = (
+        (torch.randint(-3, 3, (2, 4, 5, 2 * 9 * 2), generator=gen) + 0.3 + 0.4 * torch.rand(2, 4, 5, 36, generator=gen))
+        .double()
+        .requires_grad_()
+    )
     msk = torch.rand(2, 4, 5, 18, generator=gen, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda a, b, c: ext.dcnv3_compiled(a, b, c, 3, 3, 1, 1, 1, 1, 1, 1, 2, 3, 2.0), (inp, off, msk)
@@ -300,8 +303,9 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
     several = ext.nvcc_compile_command(tmp_path / "unused.o", archs=("8.7", "8.9", "9.0"), nvcc=nvcc)
     for number in ("87", "89", "90"):
         assert f"arch=compute_{number},code=sm_{number}" in several
-    cmd = ext.nvcc_compile_command(tmp_path / "dcnv3_cuda.o", archs=("9.0",),
-                                   extra_include_paths=_torch_cuda_macro_stub(tmp_path), nvcc=nvcc)  # fmt: skip
+    cmd = ext.nvcc_compile_command(
+        tmp_path / "dcnv3_cuda.o", archs=("9.0",), extra_include_paths=_torch_cuda_macro_stub(tmp_path), nvcc=nvcc
+    )
     cmd += ["--threads", "0", "-w"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]

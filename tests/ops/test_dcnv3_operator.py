@@ -50,10 +50,12 @@ GRADCHECK_ARGS = (3, 3, 1, 1, 1, 1, 1, 1, 2, 3, 2.0)
 
 
 def test_registration_waits_for_the_first_use_of_the_ops():
-    code = ("import sys, torch, cityscapes_seg_ros, cityscapes_seg_ros.ops, cityscapes_seg_ros.models\n"
-            "assert not hasattr(torch.ops.cityscapes_seg, 'dcnv3'), 'registered by the package import'\n"
-            "cityscapes_seg_ros.ops.dcnv3\n"
-            "print(torch.ops.cityscapes_seg.dcnv3.default._schema)")  # fmt: skip
+    code = (
+        "import sys, torch, cityscapes_seg_ros, cityscapes_seg_ros.ops, cityscapes_seg_ros.models\n"
+        "assert not hasattr(torch.ops.cityscapes_seg, 'dcnv3'), 'registered by the package import'\n"
+        "cityscapes_seg_ros.ops.dcnv3\n"
+        "print(torch.ops.cityscapes_seg.dcnv3.default._schema)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     schema = result.stdout.strip()
@@ -207,9 +209,10 @@ def test_training_graph_holds_the_backward_op():
     from torch._dynamo.backends.common import aot_autograd
 
     compiled_module = torch.compile(
-        module, backend=aot_autograd(fw_compiler=lambda gm, _: gm.forward, bw_compiler=record_backward),
+        module,
+        backend=aot_autograd(fw_compiler=lambda gm, _: gm.forward, bw_compiler=record_backward),
         fullgraph=True,
-    )  # fmt: skip
+    )
     compiled_module(x).square().sum().backward()
     grad_compiled = x.grad.clone()
     x.grad = None
@@ -224,8 +227,10 @@ def test_torch_backend_stays_plain_pytorch():
     module.backend = "torch"
     graph = torch.export.export(module, (torch.randn(1, 5, 6, 8),)).graph
     assert op_count(graph, torch.ops.cityscapes_seg.dcnv3.default) == 0
-    assert any(node.target is torch.ops.aten.embedding_bag.default or "embedding_bag" in str(node.target)
-               for node in graph.nodes)  # fmt: skip
+    assert any(
+        node.target is torch.ops.aten.embedding_bag.default or "embedding_bag" in str(node.target)
+        for node in graph.nodes
+    )
 
 
 def test_ops_dcnv3_calls_the_operator():

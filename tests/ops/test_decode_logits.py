@@ -215,10 +215,24 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
         if not source.endswith(".cu"):
             continue
         output = tmp_path / f"{source}.o"
-        command = [nvcc, "-c", str(folder / source), "-o", str(output), *record.cuda_flags, "-Xcompiler", "-fPIC",
-                   "--expt-relaxed-constexpr", "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
-                   "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
-                   "--threads", "0", "-w"]  # fmt: skip
+        command = [
+            nvcc,
+            "-c",
+            str(folder / source),
+            "-o",
+            str(output),
+            *record.cuda_flags,
+            "-Xcompiler",
+            "-fPIC",
+            "--expt-relaxed-constexpr",
+            "-D__CUDA_NO_HALF_OPERATORS__",
+            "-D__CUDA_NO_HALF_CONVERSIONS__",
+            "-D__CUDA_NO_BFLOAT16_CONVERSIONS__",
+            "-D__CUDA_NO_HALF2_OPERATORS__",
+            "--threads",
+            "0",
+            "-w",
+        ]
         for include in includes:
             command += ["-I", include]
         command += ["-gencode", "arch=compute_90,code=sm_90"]  # one architecture: the device code has no per-arch paths

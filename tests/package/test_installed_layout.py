@@ -14,8 +14,17 @@ from cityscapes_seg_ros.cli import demo
 
 ROOT = Path(__file__).resolve().parents[2]
 # What `pip install .` needs of the checkout (copied, so that the build leaves nothing in the source tree).
-BUILD_INPUTS = ("setup.py", "pyproject.toml", "README.md", "package.xml", "cityscapes_seg_ros", "config", "launch",
-                "kernels", "resource")  # fmt: skip
+BUILD_INPUTS = (
+    "setup.py",
+    "pyproject.toml",
+    "README.md",
+    "package.xml",
+    "cityscapes_seg_ros",
+    "config",
+    "launch",
+    "kernels",
+    "resource",
+)
 SHARE = Path("share") / "cityscapes_seg_ros"
 
 
@@ -39,8 +48,20 @@ def test_pip_install_puts_config_and_launch_into_share_and_demo_finds_the_params
             shutil.copy2(ROOT / name, source / name)
     env = {**os.environ, "CITYSCAPES_SEG_COMPILED_OPS": "off"}  # no compiler run: the layout is what is tested
     # --ignore-installed: without it pip uninstalls this interpreter's own install of the package first.
-    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
-               "--ignore-installed", "--prefix", str(prefix), str(source)]  # fmt: skip
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-index",
+        "--no-build-isolation",
+        "--ignore-installed",
+        "--prefix",
+        str(prefix),
+        str(source),
+    ]
     installed_here = own_install_present()
     result = subprocess.run(install, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

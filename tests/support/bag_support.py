@@ -20,8 +20,9 @@ TINY_SCALE = "128x64"  # keep the test pipeline at the images' own size
 
 def make_split(root: Path, frames_per_city: int = 2, cities=("aachen", "bochum"), size=IMAGE_SIZE) -> List:
     """leftImg8bit/val and gtFine/val (labels and instances) of random images and plausible GT."""
-    return write_split(root, root / "unused_predictions", cities=cities, frames_per_city=frames_per_city,
-                       size=size, with_images=True)  # fmt: skip
+    return write_split(
+        root, root / "unused_predictions", cities=cities, frames_per_city=frames_per_city, size=size, with_images=True
+    )
 
 
 def make_bag(root: Path, out: Path, *extra: str) -> Path:
@@ -65,8 +66,9 @@ def restamp_bag(source: Path, out: Path, topics=None) -> Path:
     sec, nanosec = divmod(first, 10**9)
     store = typestore()
     with Writer(out, version=9) as writer:
-        connections = {name: writer.add_connection(name, info.msgtype, typestore=store)
-                       for name, info in summary.topics.items()}  # fmt: skip
+        connections = {
+            name: writer.add_connection(name, info.msgtype, typestore=store) for name, info in summary.topics.items()
+        }
         for topic, _, log_time, data in messages:
             if topics is None or topic in topics:
                 assert data[1] == 1, "expected little-endian CDR"

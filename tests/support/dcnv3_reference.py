@@ -28,8 +28,12 @@ def reference_dcnv3(inp, offset, mask, kh, kw, sh, sw, ph, pw, dh, dw, group, cg
     lx, ly = x - x0, y - y0
     v = inp.reshape(n, h * w, group, cg)
     out = 0
-    for cy, cx, wt in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
-                       (y0 + 1, x0, ly * (1 - lx)), (y0 + 1, x0 + 1, ly * lx)):  # fmt: skip
+    for cy, cx, wt in (
+        (y0, x0, (1 - ly) * (1 - lx)),
+        (y0, x0 + 1, (1 - ly) * lx),
+        (y0 + 1, x0, ly * (1 - lx)),
+        (y0 + 1, x0 + 1, ly * lx),
+    ):
         valid = (cy >= 0) & (cy <= h - 1) & (cx >= 0) & (cx <= w - 1)
         idx = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long()  # [n, ho, wo, g, k]
         gidx = idx.permute(0, 3, 1, 2, 4).reshape(n, group, -1)  # [n, g, ho*wo*k]

@@ -29,11 +29,20 @@ def official_args(prediction_dir: Optional[Path] = None) -> SimpleNamespace:
     """The official script's settings, quiet, without writing its JSON file."""
     official = _module()
     return SimpleNamespace(
-        evalInstLevelScore=True, evalPixelAccuracy=False, evalLabels=[], printRow=5, normalized=True,
-        colorized=False, bold="", nocol="", JSONOutput=False, quiet=True,
+        evalInstLevelScore=True,
+        evalPixelAccuracy=False,
+        evalLabels=[],
+        printRow=5,
+        normalized=True,
+        colorized=False,
+        bold="",
+        nocol="",
+        JSONOutput=False,
+        quiet=True,
         avgClassSize=dict(official.args.avgClassSize),
-        predictionPath=str(prediction_dir) if prediction_dir else None, predictionWalk=None,
-    )  # fmt: skip
+        predictionPath=str(prediction_dir) if prediction_dir else None,
+        predictionWalk=None,
+    )
 
 
 def official_matches(gt_files: Sequence[Path], prediction_dir: Path) -> List[Path]:
@@ -49,12 +58,17 @@ def official_scores(predictions: Sequence[Path], gt_label_files: Sequence[Path])
     official = _module()
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # its np.in1d
-        raw = official.evaluateImgLists([str(p) for p in predictions], [str(p) for p in gt_label_files],
-                                        official_args())  # fmt: skip
-    classes = {lb.name: {"iou": _value(raw["classScores"][lb.name]), "iiou": _value(raw["classInstScores"][lb.name])}
-               for lb in TRAIN_LABELS}  # fmt: skip
-    categories = {c: {"iou": _value(raw["categoryScores"][c]), "iiou": _value(raw["categoryInstScores"][c])}
-                  for c in EVALUATED_CATEGORIES}  # fmt: skip
+        raw = official.evaluateImgLists(
+            [str(p) for p in predictions], [str(p) for p in gt_label_files], official_args()
+        )
+    classes = {
+        lb.name: {"iou": _value(raw["classScores"][lb.name]), "iiou": _value(raw["classInstScores"][lb.name])}
+        for lb in TRAIN_LABELS
+    }
+    categories = {
+        c: {"iou": _value(raw["categoryScores"][c]), "iiou": _value(raw["categoryInstScores"][c])}
+        for c in EVALUATED_CATEGORIES
+    }
     return {
         "classes": classes,
         "miou": _value(raw["averageScoreClasses"]),

@@ -33,19 +33,32 @@ def backbone_shapes(channels: int, depths: Sequence[int], groups: Sequence[int],
         c = c0 * 2**i
         for j in range(depth):
             b = f"levels.{i}.blocks.{j}"
-            s.update({
-                f"{b}.gamma1": (c,), f"{b}.gamma2": (c,),
-                f"{b}.norm1.0.weight": (c,), f"{b}.norm1.0.bias": (c,),
-                f"{b}.dcn.dw_conv.0.weight": (c, 1, 3, 3), f"{b}.dcn.dw_conv.0.bias": (c,),
-                f"{b}.dcn.dw_conv.1.1.weight": (c,), f"{b}.dcn.dw_conv.1.1.bias": (c,),
-                f"{b}.dcn.offset.weight": (g * 18, c), f"{b}.dcn.offset.bias": (g * 18,),
-                f"{b}.dcn.mask.weight": (g * 9, c), f"{b}.dcn.mask.bias": (g * 9,),
-                f"{b}.dcn.input_proj.weight": (c, c), f"{b}.dcn.input_proj.bias": (c,),
-                f"{b}.dcn.output_proj.weight": (c, c), f"{b}.dcn.output_proj.bias": (c,),
-                f"{b}.norm2.0.weight": (c,), f"{b}.norm2.0.bias": (c,),
-                f"{b}.mlp.fc1.weight": (4 * c, c), f"{b}.mlp.fc1.bias": (4 * c,),
-                f"{b}.mlp.fc2.weight": (c, 4 * c), f"{b}.mlp.fc2.bias": (c,),
-            })  # fmt: skip
+            s.update(
+                {
+                    f"{b}.gamma1": (c,),
+                    f"{b}.gamma2": (c,),
+                    f"{b}.norm1.0.weight": (c,),
+                    f"{b}.norm1.0.bias": (c,),
+                    f"{b}.dcn.dw_conv.0.weight": (c, 1, 3, 3),
+                    f"{b}.dcn.dw_conv.0.bias": (c,),
+                    f"{b}.dcn.dw_conv.1.1.weight": (c,),
+                    f"{b}.dcn.dw_conv.1.1.bias": (c,),
+                    f"{b}.dcn.offset.weight": (g * 18, c),
+                    f"{b}.dcn.offset.bias": (g * 18,),
+                    f"{b}.dcn.mask.weight": (g * 9, c),
+                    f"{b}.dcn.mask.bias": (g * 9,),
+                    f"{b}.dcn.input_proj.weight": (c, c),
+                    f"{b}.dcn.input_proj.bias": (c,),
+                    f"{b}.dcn.output_proj.weight": (c, c),
+                    f"{b}.dcn.output_proj.bias": (c,),
+                    f"{b}.norm2.0.weight": (c,),
+                    f"{b}.norm2.0.bias": (c,),
+                    f"{b}.mlp.fc1.weight": (4 * c, c),
+                    f"{b}.mlp.fc1.bias": (4 * c,),
+                    f"{b}.mlp.fc2.weight": (c, 4 * c),
+                    f"{b}.mlp.fc2.bias": (c,),
+                }
+            )
         if not post_norm:
             s[f"levels.{i}.norm.0.weight"] = (c,)
             s[f"levels.{i}.norm.0.bias"] = (c,)
@@ -117,11 +130,15 @@ _SIZES = {
 }
 RELEASED = {
     **{f"upernet_internimage_{s}_512x1024_160k_cityscapes": (*_SIZES[s], "upernet", 512, 256) for s in _SIZES},
-    **{f"upernet_internimage_{s}_512x1024_160k_mapillary2cityscapes": (*_SIZES[s], "upernet", 512, 256)
-       for s in ("l", "xl")},
-    **{f"segformer_internimage_{s}_512x1024_160k_mapillary2cityscapes": (*_SIZES[s], "segformer", 256, None)
-       for s in ("l", "xl")},
-}  # fmt: skip
+    **{
+        f"upernet_internimage_{s}_512x1024_160k_mapillary2cityscapes": (*_SIZES[s], "upernet", 512, 256)
+        for s in ("l", "xl")
+    },
+    **{
+        f"segformer_internimage_{s}_512x1024_160k_mapillary2cityscapes": (*_SIZES[s], "segformer", 256, None)
+        for s in ("l", "xl")
+    },
+}
 
 # From ../shared/design (counted on the official modules, auxiliary head included), in millions.
 PUBLISHED_PARAMS_M = {

@@ -45,8 +45,13 @@ class Probe:
         with self._lock:
             return list(self.received[topic])
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 60.0, publish: Callable[[], None] | None = None,
-                 every: float = 0.5) -> bool:  # fmt: skip
+    def wait_for(
+        self,
+        condition: Callable[[], bool],
+        timeout: float = 60.0,
+        publish: Callable[[], None] | None = None,
+        every: float = 0.5,
+    ) -> bool:
         """Wait until ``condition()`` holds; ``publish()`` is called every ``every`` s meanwhile (discovery)."""
         deadline = time.monotonic() + timeout
         next_publish = 0.0
