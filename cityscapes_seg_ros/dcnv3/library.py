@@ -52,19 +52,8 @@ def dcnv3_op(
 ) -> torch.Tensor:
     """The DCNv3 core (see ``ops.dcnv3``): input [N, H, W, G*Cg], offset [N, Ho, Wo, G*K*2], mask
     [N, Ho, Wo, G*K] -> [N, Ho, Wo, G*Cg] in the input's dtype."""
-    geometry = DCNv3Geometry(
-        kernel_h,
-        kernel_w,
-        stride_h,
-        stride_w,
-        pad_h,
-        pad_w,
-        dilation_h,
-        dilation_w,
-        group,
-        group_channels,
-        offset_scale,
-    )
+    spatial = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)
+    geometry = DCNv3Geometry(*spatial, group, group_channels, offset_scale)
     geometry.checked(input, offset, mask)
     offset, mask = offset.to(input.dtype), mask.to(input.dtype)
     module = load_dcnv3_op(input.device.type)
@@ -98,19 +87,8 @@ def dcnv3_backward_op(
     grad_output: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """grad_input, grad_offset, grad_mask of ``dcnv3_op`` for ``grad_output``, each in its tensor's dtype."""
-    geometry = DCNv3Geometry(
-        kernel_h,
-        kernel_w,
-        stride_h,
-        stride_w,
-        pad_h,
-        pad_w,
-        dilation_h,
-        dilation_w,
-        group,
-        group_channels,
-        offset_scale,
-    )
+    spatial = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w)
+    geometry = DCNv3Geometry(*spatial, group, group_channels, offset_scale)
     geometry.checked(input, offset, mask)
     dtypes = (input.dtype, offset.dtype, mask.dtype)
     offset, mask, grad_output = offset.to(input.dtype), mask.to(input.dtype), grad_output.to(input.dtype)
