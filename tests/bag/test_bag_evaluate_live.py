@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from support import TESTS
-from support.bag_support import TINY_SCALE, make_bag, make_split, restamp_bag, tiny_model_files
+from support.bag_support import TINY_SCALE, make_bag, make_split, offline_args, restamp_bag, tiny_model_files
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (ros-rclpy, ros-rmw-fastrtps-cpp)")
 
@@ -96,28 +96,10 @@ def test_live_masks_and_scores_equal_the_offline_mode_and_outputs_are_recorded(b
         )
         == 0
     )
-    assert (
-        bag_main(
-            [
-                "evaluate",
-                str(bag),
-                "--offline",
-                "--model",
-                str(config),
-                "--checkpoint",
-                str(checkpoint),
-                "--device",
-                "cpu",
-                "--img-scale",
-                TINY_SCALE,
-                "--out",
-                str(tmp_path / "offline"),
-                "--save-predictions",
-                str(tmp_path / "offline_masks"),
-            ]
-        )
-        == 0
+    offline_command = offline_args(
+        bag, tmp_path / "offline", model_files, "--save-predictions", str(tmp_path / "offline_masks")
     )
+    assert bag_main(offline_command) == 0
 
     live, offline = read_report(tmp_path / "live"), read_report(tmp_path / "offline")
     stamps = [stamp for stamp, _ in iter_images(bag, "/cam/front/image_raw")]
@@ -267,28 +249,10 @@ def test_the_real_node_gives_the_offline_masks(bag, tmp_path, model_files):
     live = read_report(tmp_path / "live")
     assert live["frames"]["scored"] == 4 and live["frames"]["dropped"] == 0
     assert live["replay"] == {"rate": None, "lockstep": True, "published": 8}  # 4 camera frames and their camera_info
-    assert (
-        bag_main(
-            [
-                "evaluate",
-                str(bag),
-                "--offline",
-                "--model",
-                str(config),
-                "--checkpoint",
-                str(checkpoint),
-                "--device",
-                "cpu",
-                "--img-scale",
-                TINY_SCALE,
-                "--out",
-                str(tmp_path / "offline"),
-                "--save-predictions",
-                str(tmp_path / "offline_masks"),
-            ]
-        )
-        == 0
+    offline_command = offline_args(
+        bag, tmp_path / "offline", model_files, "--save-predictions", str(tmp_path / "offline_masks")
     )
+    assert bag_main(offline_command) == 0
     for path in sorted((tmp_path / "offline_masks").glob("*.png")):
         np.testing.assert_array_equal(
             cv2.imread(str(tmp_path / "live_masks" / path.name), cv2.IMREAD_UNCHANGED),

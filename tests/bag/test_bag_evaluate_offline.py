@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.bag_support import TINY_SCALE, flip_byte, make_bag, make_split, restamp_bag, tiny_model_files
+from support.bag_support import TINY_SCALE, flip_byte, make_bag, make_split, offline_args, restamp_bag, tiny_model_files
 
 from cityscapes_seg_ros.cli.bag_main import main as bag_main
 from cityscapes_seg_ros.cli.main import main as seg_main
@@ -26,26 +26,6 @@ def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("cityscapes")
     make_split(root)
     return root
-
-
-def offline_args(bag: Path, out: Path, model_files, *extra: str):
-    config, checkpoint = model_files
-    return [
-        "evaluate",
-        str(bag),
-        "--offline",
-        "--model",
-        str(config),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-        "--img-scale",
-        TINY_SCALE,
-        "--out",
-        str(out),
-        *extra,
-    ]
 
 
 def scores_of_predict_cli(root: Path, out: Path, model_files, gt_files=None) -> dict:

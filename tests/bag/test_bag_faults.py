@@ -6,7 +6,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from support.bag_support import TINY_SCALE, flip_byte, make_bag, make_split, tiny_model_files
+from support.bag_support import flip_byte, make_bag, make_split, offline_args, tiny_model_files
 
 from cityscapes_seg_ros.bag.bagio import FRAMES_METADATA_KEY, header_stamp_ns, read_messages, summarize, typestore
 from cityscapes_seg_ros.bag.writing import new_writer
@@ -21,24 +21,7 @@ def model_files(tmp_path_factory, tiny_t_fixture):
 
 
 def offline(bag: Path, out: Path, model_files) -> dict:
-    config, checkpoint = model_files
-    code = bag_main(
-        [
-            "evaluate",
-            str(bag),
-            "--offline",
-            "--model",
-            str(config),
-            "--checkpoint",
-            str(checkpoint),
-            "--device",
-            "cpu",
-            "--img-scale",
-            TINY_SCALE,
-            "--out",
-            str(out),
-        ]
-    )
+    code = bag_main(offline_args(bag, out, model_files))
     report = json.loads((out / "report.json").read_text())
     return {"code": code, **report}
 

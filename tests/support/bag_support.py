@@ -30,6 +30,27 @@ def make_bag(root: Path, out: Path, *extra: str) -> Path:
     return out
 
 
+def offline_args(bag: Path, out: Path, model_files, *extra: str) -> List[str]:
+    """`cityscapes-seg-bag evaluate --offline` of ``bag`` with the tiny model on the CPU, into ``out``."""
+    config, checkpoint = model_files
+    return [
+        "evaluate",
+        str(bag),
+        "--offline",
+        "--model",
+        str(config),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--img-scale",
+        TINY_SCALE,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def tiny_model_files(fixture: dict, folder: Path) -> Tuple[Path, Path]:
     """The tiny official-like config with a 19-class head and a checkpoint of spread-out random weights.
 
