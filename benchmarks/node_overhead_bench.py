@@ -28,12 +28,14 @@ import numpy as np
 import rclpy
 import torch
 from bench_common import median_ms
-from cityscapes_seg_ros.msg import ClassStat, ClassStatistics
+from cityscapes_seg_ros.msg import ClassStatistics
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
-from cityscapes_seg_ros.node.statistics import class_stats, count_classes
+from cityscapes_seg_ros.node.pipeline import FrameResult
+from cityscapes_seg_ros.node.statistics import count_classes
+from cityscapes_seg_ros.node.statistics_message import statistics_message
 from cityscapes_seg_ros.ops.score_decode import decode_scores
 from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr, to_image_msg
 from cityscapes_seg_ros.ros_contract.topics import IMAGE_OUTPUTS
@@ -64,18 +66,8 @@ def main() -> None:
 
     def statistics_stage() -> ClassStatistics:
         counts, sums = count_classes(train_ids, confidence)
-        out = ClassStatistics(header=msg.header, height=height, width=width)
-        out.classes = [
-            ClassStat(
-                train_id=s.train_id,
-                name=s.name,
-                pixel_count=s.pixel_count,
-                fraction=s.fraction,
-                mean_confidence=s.mean_confidence,
-            )
-            for s in class_stats(counts, sums)
-        ]
-        return out
+        result = FrameResult(train_ids, confidence, color, blended, counts, sums)
+        return statistics_message(msg.header, "bench", (height, width), result)
 
     statistics_msg = statistics_stage()
 

@@ -40,7 +40,6 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..msg import ClassStat as ClassStatMsg
 from ..msg import ClassStatistics
 from ..ros_contract.image_codec import (
     COMPRESSIBLE_ENCODINGS,
@@ -72,9 +71,8 @@ from .statistics import (
     RecentEvents,
     SequenceGaps,
     camera_health,
-    class_stats,
-    ignored_count,
 )
+from .statistics_message import statistics_message
 
 NODE_NAME = "cityscapes_seg_node"
 # rclpy hands a two-argument callback the message's MessageInfo (publication sequence numbers); Humble's does not.
@@ -479,7 +477,8 @@ class SegmentationCore:
         due = settings.statistics_rate == 0 or now - camera.last_statistics_at >= 1.0 / settings.statistics_rate
         if "statistics" in wanted and due:
             camera.last_statistics_at = now
-            pubs["statistics"].publish(self.statistics_message(header, image.shape[:2], result, settings))
+            statistics = statistics_message(header, self.model_name, image.shape[:2], result, settings.class_subset)
+            pubs["statistics"].publish(statistics)
         info = camera.camera_info
         if "camera_info" in wanted and info is not None:
             info.header = header
@@ -496,26 +495,6 @@ class SegmentationCore:
         if camera.subscribed(kind, compressed=True) and encoding in COMPRESSIBLE_ENCODINGS:
             quality = settings.jpeg_quality if kind in JPEG_OUTPUTS else None
             camera.compressed_publishers[kind].publish(to_compressed_msg(image, encoding, header, quality))
-
-    def statistics_message(
-        self, header: Any, size: tuple, result: FrameResult, settings: NodeSettings
-    ) -> ClassStatistics:
-        msg = ClassStatistics(header=header, model=self.model_name, height=int(size[0]), width=int(size[1]))
-        msg.classes = [
-            ClassStatMsg(
-                train_id=s.train_id,
-                name=s.name,
-                pixel_count=s.pixel_count,
-                fraction=s.fraction,
-                mean_confidence=s.mean_confidence,
-            )
-            for s in class_stats(result.pixel_counts, result.confidence_sums, settings.class_subset)
-        ]
-        msg.ignored_pixel_count = ignored_count(result.pixel_counts)
-        msg.preprocess_ms = result.timings_ms["preprocess"]
-        msg.inference_ms = result.timings_ms["inference"]
-        msg.postprocess_ms = result.timings_ms["postprocess"]
-        return msg
 
     # ------------------------------------------------------------------ logging, diagnostics, shutdown
 
