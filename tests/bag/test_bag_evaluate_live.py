@@ -20,7 +20,15 @@ import cv2
 import numpy as np
 import pytest
 from support import TESTS
-from support.bag_support import TINY_SCALE, make_bag, make_split, offline_args, restamp_bag, tiny_model_files
+from support.bag_support import (
+    TINY_SCALE,
+    make_bag,
+    make_split,
+    offline_args,
+    restamp_bag,
+    tiny_model_args,
+    tiny_model_files,
+)
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (ros-rclpy, ros-rmw-fastrtps-cpp)")
 
@@ -52,28 +60,10 @@ def bag(tmp_path_factory):
 
 
 def live_args(bag, out, model_files, *extra):
-    config, checkpoint = model_files
-    return [
-        "evaluate",
-        str(bag),
-        "--node-module",
-        STANDIN,
-        "--model",
-        str(config),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-        "--img-scale",
-        TINY_SCALE,
-        "--out",
-        str(out),
-        "--ready-timeout",
-        "120",
-        "--drain-timeout",
-        "20",
-        *extra,
-    ]
+    """`cityscapes-seg-bag evaluate` of ``bag`` through a started node (the stand-in module) with the tiny model."""
+    timeouts = ["--ready-timeout", "120", "--drain-timeout", "20"]
+    node = ["--node-module", STANDIN]
+    return ["evaluate", str(bag), *node, *tiny_model_args(model_files), "--out", str(out), *timeouts, *extra]
 
 
 def read_report(folder: Path) -> dict:

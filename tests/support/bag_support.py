@@ -30,25 +30,15 @@ def make_bag(root: Path, out: Path, *extra: str) -> Path:
     return out
 
 
+def tiny_model_args(model_files) -> List[str]:
+    """``--model``, ``--checkpoint``, ``--device`` and ``--img-scale``: the tiny model on the CPU."""
+    config, checkpoint = model_files
+    return ["--model", str(config), "--checkpoint", str(checkpoint), "--device", "cpu", "--img-scale", TINY_SCALE]
+
+
 def offline_args(bag: Path, out: Path, model_files, *extra: str) -> List[str]:
     """`cityscapes-seg-bag evaluate --offline` of ``bag`` with the tiny model on the CPU, into ``out``."""
-    config, checkpoint = model_files
-    return [
-        "evaluate",
-        str(bag),
-        "--offline",
-        "--model",
-        str(config),
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-        "--img-scale",
-        TINY_SCALE,
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return ["evaluate", str(bag), "--offline", *tiny_model_args(model_files), "--out", str(out), *extra]
 
 
 def tiny_model_files(fixture: dict, folder: Path) -> Tuple[Path, Path]:
