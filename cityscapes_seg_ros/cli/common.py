@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import Callable, List, Optional
 
-from ..harness.interrupts import Terminated
+from ..harness.interrupts import Terminated, stacks_on_sigusr1
 
 PACKAGE_LOGGER = "cityscapes_seg_ros"
 
@@ -36,7 +36,9 @@ def run_command(prog: str, command: Callable[[], int]) -> int:
 
     Checkpoint, bag and dataset errors all derive from ValueError or RuntimeError. Ctrl-C exits 130 and SIGTERM
     (where the command handles it: ``harness.interrupts.terminate_as_interrupt``) 143, the shells' conventions.
+    ``kill -USR1`` prints the stacks of its threads (``harness.interrupts.stacks_on_sigusr1``).
     """
+    stacks_on_sigusr1()
     try:
         return command()
     except Terminated:

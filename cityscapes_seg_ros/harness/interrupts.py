@@ -7,6 +7,7 @@ but not yet recorded would outlive the tool).
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from contextlib import contextmanager
@@ -20,6 +21,16 @@ class Terminated(KeyboardInterrupt):
 
 def in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+def stacks_on_sigusr1() -> None:
+    """From now on ``kill -USR1 PID`` writes every thread's Python stack to stderr and the process goes on: what a
+    process that seems hung is waiting in."""
+    if hasattr(signal, "SIGUSR1") and in_main_thread():
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (RuntimeError, ValueError, OSError, AttributeError):  # stderr is None or not a file (captured)
+            pass
 
 
 @contextmanager

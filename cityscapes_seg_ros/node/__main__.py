@@ -21,10 +21,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from rclpy.logging import get_logger
     from rclpy.utilities import remove_ros_args
 
+    from ..harness.interrupts import stacks_on_sigusr1
     from ..segmenter import CheckpointError
     from .node import NODE_NAME, SegmentationNode
     from .params import ParameterError
 
+    stacks_on_sigusr1()
     args = sys.argv if argv is None else argv
     rclpy.init(args=args)
     node = None

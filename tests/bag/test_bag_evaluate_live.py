@@ -6,9 +6,11 @@ frame, dropped frames are counted with the rest scored, outputs are recorded, a 
 The last test runs the real ``cityscapes_seg_ros.node`` when it is installed.
 """
 
+import contextlib
 import importlib.util
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -43,7 +45,7 @@ STANDIN = "support.bag_standin_node"
 @pytest.fixture(autouse=True)
 def standin_importable(monkeypatch):
     """The node subprocesses find support.bag_standin_node on their path."""
-    paths = [str(TESTS)] + [p for p in [__import__("os").environ.get("PYTHONPATH")] if p]
+    paths = [str(TESTS)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     monkeypatch.setenv("PYTHONPATH", ":".join(paths))
 
 
@@ -198,6 +200,18 @@ def test_topics_are_checked_before_the_node_starts(bag, tmp_path, model_files, c
     assert not (tmp_path / "live" / "node.log").exists()
 
 
+def stacks(evaluator: subprocess.Popen, node_pid: int) -> str:
+    """The evaluator's threads (its stderr) and the node's (its log), as SIGUSR1 has them print."""
+    for pid in (evaluator.pid, node_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+    time.sleep(2.0)
+    evaluator.kill()
+    _, err = evaluator.communicate()
+    node_log = next(Path(evaluator.args[evaluator.args.index("--out") + 1]).glob("node.log"), None)
+    return err + "\n--- node.log ---\n" + (node_log.read_text(errors="replace")[-6000:] if node_log else "(none)")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_files, signum):
     script = Path(sys.executable).parent / "cityscapes-seg-bag"
@@ -215,7 +229,10 @@ def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_fi
                 break
         pid = node_pid("".join(lines))
         evaluator.send_signal(signum)  # to the evaluator only, not to the node (a terminal's Ctrl-C reaches both)
-        _, rest = evaluator.communicate(timeout=60)
+        try:
+            _, rest = evaluator.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            rest = f"still running 60 s after the signal; the stacks of both processes (SIGUSR1):\n{stacks(evaluator, pid)}"
     finally:
         if evaluator.poll() is None:
             evaluator.kill()

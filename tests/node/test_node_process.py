@@ -170,6 +170,23 @@ def test_a_2048x1024_frame_reaches_a_node_in_another_process_with_the_default_qo
     assert code == 0 and "Traceback" not in err, err
 
 
+def test_sigusr1_prints_every_threads_stack_and_the_node_goes_on(probe, tiny_model_files):
+    config, checkpoint = tiny_model_files
+    node = start(NODE, "-p", f"model:={config}", "-p", f"checkpoint:={checkpoint}", "-p", "inference_size:=[64, 32]")
+    try:
+        deadline = time.monotonic() + 120
+        while probe.node.count_publishers("/camera/segmentation/labels") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert node.poll() is None and probe.node.count_publishers("/camera/segmentation/labels") == 1
+        node.send_signal(signal.SIGUSR1)  # what someone does to a node that seems hung
+        time.sleep(1.0)
+        assert node.poll() is None, "SIGUSR1 ended the node"
+    finally:
+        code, err = stop(node)
+    assert code == 0, err
+    assert "Current thread" in err and "most recent call first" in err and "rclpy" in err, err
+
+
 @pytest.mark.parametrize(
     "overrides, words",
     [

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from cityscapes_seg_ros.bag.bagio import typestore
+from cityscapes_seg_ros.harness.interrupts import stacks_on_sigusr1
 from cityscapes_seg_ros.harness.ros import reliable_qos
 from cityscapes_seg_ros.node.params import declare_parameters
 from cityscapes_seg_ros.ros_contract.image_codec import image_msg_to_bgr
@@ -69,6 +70,7 @@ class StandInNode(Node):
 
 
 def main() -> None:
+    stacks_on_sigusr1()
     rclpy.init(args=sys.argv)
     node = StandInNode()
     try:
