@@ -248,7 +248,8 @@ def test_a_failed_build_is_one_warning_with_the_reason_and_the_fallback_is_used(
     root = kernels_copy(tmp_path, monkeypatch)
     for folder, source in (("png_unfilter", "png_unfilter.cpp"), ("score_decode", "score_decode_cpu.cpp")):
         path = root / folder / source
-        path.write_text("#error this source is deliberately broken\n" + path.read_text())
+        # A missing header is fatal at once (after an #error the compiler would still parse torch's headers).
+        path.write_text('#include "deliberately_broken.h"\n' + path.read_text())
     logits = torch.randn(19, 6, 7, generator=torch.Generator().manual_seed(2))
     png = tmp_path / "labels.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunks(SAMPLES))
@@ -262,9 +263,9 @@ def test_a_failed_build_is_one_warning_with_the_reason_and_the_fallback_is_used(
     assert len(warnings) == 2, warnings  # one per op, not one per call
     for name in ("png_unfilter", "score_decode_cpu"):
         (warning,) = [w for w in warnings if f"compiled op {name} " in w]
-        assert "build failed" in warning and "deliberately broken" in warning
-        assert "deliberately broken" in compiled.unavailable_reason(name)
-    with pytest.raises(RuntimeError, match="deliberately broken"):
+        assert "build failed" in warning and "deliberately_broken.h" in warning
+        assert "deliberately_broken.h" in compiled.unavailable_reason(name)
+    with pytest.raises(RuntimeError, match="deliberately_broken.h"):
         score_decode.decode_scores(logits, from_logits=True, backend="cpu")
 
 
