@@ -65,7 +65,9 @@ def interrupts_deferred() -> Iterator[None]:
     def remember(signum, frame) -> None:
         received.append(signum)
 
-    previous = {signum: signal.signal(signum, remember) for signum in (signal.SIGINT, signal.SIGTERM)}
+    # A signal this process ignores (SIGINT in a shell's background job) stays ignored here too.
+    deferred = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, remember) for signum in deferred}
     try:
         yield
     finally:

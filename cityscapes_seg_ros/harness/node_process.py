@@ -37,11 +37,13 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def terminate_with_parent() -> Optional[Callable[[], None]]:
-    """A ``preexec_fn`` that has the child sent SIGTERM when this process dies (Linux; None elsewhere).
+    """A ``preexec_fn`` that has the child sent SIGTERM when this process dies (Linux; None elsewhere), and gives
+    it the default SIGINT: stopped with SIGINT, it must not inherit an ignored one (a tool started as a shell's
+    background job ignores SIGINT).
 
     The kernel sends it when the *thread* that started the child exits: start the child from a thread that lives
     as long as the process (the main thread, as the bag tools and the demo do). prctl is looked up here, before
-    the fork, so that the child only makes two system calls between fork and exec.
+    the fork, so that the child makes only a few system calls between fork and exec.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -49,6 +51,7 @@ def terminate_with_parent() -> Optional[Callable[[], None]]:
     parent = os.getpid()
 
     def request_parent_death_signal() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request: nobody will stop this child
             os._exit(128 + signal.SIGTERM)

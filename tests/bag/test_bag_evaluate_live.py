@@ -220,6 +220,9 @@ def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_fi
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # As a terminal starts a command: a test run started in the background (`&` in a script) ignores SIGINT,
+        # and every program it starts would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []
