@@ -200,7 +200,7 @@ def test_topics_are_checked_before_the_node_starts(bag, tmp_path, model_files, c
     assert not (tmp_path / "live" / "node.log").exists()
 
 
-def stacks(evaluator: subprocess.Popen, node_pid: int) -> str:
+def stacks(evaluator: subprocess.Popen, node_pid: int, node_log: Path) -> str:
     """The evaluator's threads (its stderr) and the node's (its log), as SIGUSR1 has them print."""
     for pid in (evaluator.pid, node_pid):
         with contextlib.suppress(ProcessLookupError):
@@ -208,8 +208,8 @@ def stacks(evaluator: subprocess.Popen, node_pid: int) -> str:
     time.sleep(2.0)
     evaluator.kill()
     _, err = evaluator.communicate()
-    node_log = next(Path(evaluator.args[evaluator.args.index("--out") + 1]).glob("node.log"), None)
-    return err + "\n--- node.log ---\n" + (node_log.read_text(errors="replace")[-6000:] if node_log else "(none)")
+    log = node_log.read_text(errors="replace")[-6000:] if node_log.exists() else "(none)"
+    return f"{err}\n--- {node_log.name} ---\n{log}"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -235,7 +235,7 @@ def test_an_interrupted_evaluation_leaves_no_node_behind(bag, tmp_path, model_fi
         try:
             _, rest = evaluator.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            rest = f"still running 60 s after the signal; the stacks of both processes (SIGUSR1):\n{stacks(evaluator, pid)}"
+            rest = f"still running 60 s after the signal; the stacks of both processes (SIGUSR1):\n{stacks(evaluator, pid, tmp_path / 'live' / 'node.log')}"
     finally:
         if evaluator.poll() is None:
             evaluator.kill()
